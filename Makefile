@@ -1,0 +1,47 @@
+# One Makefile for humans and CI. `make demo` and `make test` set everything up themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint format pytest redis-server bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "lcstream needs Python >= 3.11"'
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv; \
+	  else echo "python3-venv is missing: run 'sudo apt-get install -y python3-venv'" >&2; exit 1; fi; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+## The main job on its embedded default: an in-process Redis, no server needed.
+demo: install
+	$(BIN)/lcstream demo
+
+## Lint, types, and every test (unit on fakeredis, integration on a redis-server the tests start).
+test: install redis-server lint pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+pytest: install redis-server
+	$(BIN)/pytest
+
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
+	  else echo "redis-server is missing: run 'sudo apt-get install -y redis-server'" \
+	    "(the tests start their own on a free port; they never use a running one)" >&2; exit 1; fi; }
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,164 @@
+"""The one settings model: environment variables `LCSTREAM_*` over a TOML file over defaults."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+_config_file: ContextVar[Path | None] = ContextVar("lcstream_config_file", default=None)
+
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_REDIS_SCHEMES = {"redis", "rediss", "unix"}
+
+
+def redact_url(url: str) -> str:
+    """Return `url` with any password replaced by `***`, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{user}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _default_consumer() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    """Everything a producer, worker or client of lcstream can be told.
+
+    Every field is settable as `LCSTREAM_<FIELD>` or as `<field> = ...` in a
+    TOML file passed with `--config` (or `LCSTREAM_CONFIG`); the environment
+    wins over the file.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="LCSTREAM_", extra="forbid", frozen=True, hide_input_in_errors=True
+    )
+
+    redis_url: str = Field(
+        "redis://localhost:6379/0", description="Redis to use (redis://, rediss://, unix://)."
+    )
+    prefix: str = Field("lcstream", description="Key prefix P of every lcstream key and channel.")
+    partitions: int = Field(
+        1,
+        ge=1,
+        le=16384,
+        description="Partitions N of the keyspace; never change it while messages are in flight.",
+    )
+    group: str = Field("workers", description="Consumer group the workers share.")
+    consumer: str = Field(
+        default_factory=_default_consumer,
+        description="This worker's consumer name (default hostname-pid).",
+    )
+    max_open_messages: int = Field(
+        1000, ge=1, description="Messages one worker holds open before it stops taking new ones."
+    )
+    block_ms: int = Field(
+        1000, ge=1, description="Longest a blocking read waits; shorter than the socket timeout."
+    )
+    read_count: int = Field(1000, ge=1, le=100_000, description="Entries asked for per stream in one read.")
+    socket_timeout_s: float = Field(
+        10.0, gt=0, description="Redis socket timeout; blocking reads stay below it."
+    )
+    retention_s: int = Field(
+        86400, ge=1, description="How long a message's keys live after its outcome is written."
+    )
+    max_event_bytes: int = Field(1_048_576, ge=64, description="Largest event entry accepted.")
+    max_events_per_message: int = Field(100_000, ge=1, description="Most events one message may have.")
+    max_json_depth: int = Field(32, ge=2, le=512, description="Deepest JSON nesting accepted in an event.")
+    idle_timeout_s: float = Field(300.0, gt=0, description="A producer silent this long fails its message.")
+    takeover_after_ms: int = Field(
+        30_000, ge=100, description="A claim idle this long is taken over by a peer."
+    )
+    max_deliveries: int = Field(5, ge=1, description="Deliveries of one message before it is dead-lettered.")
+    grace_period_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long open messages may still finish."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="JSON lines when not on a terminal under auto."
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in _REDIS_SCHEMES:
+            raise ValueError(
+                f"redis_url {redact_url(value)!r} must start with redis://, rediss:// or unix://"
+            )
+        return value
+
+    @field_validator("prefix", "group", "consumer")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME_RE.fullmatch(value):
+            raise ValueError(f"{value!r} must be 1-64 characters from [A-Za-z0-9._-]")
+        return value
+
+    @model_validator(mode="after")
+    def _check_block_below_socket_timeout(self) -> Settings:
+        if self.block_ms >= self.socket_timeout_s * 1000:
+            raise ValueError(
+                f"block_ms ({self.block_ms}) must be below socket_timeout_s "
+                f"({self.socket_timeout_s}) in milliseconds, or blocking reads time out"
+            )
+        return self
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, (redact_url(value) if name == "redis_url" else value)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = _config_file.get() or _env_config_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+def _env_config_file() -> Path | None:
+    path = os.environ.get("LCSTREAM_CONFIG")
+    return Path(path) if path else None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings: `overrides` over environment over `config_file` over defaults.
+
+    Raises:
+        FileNotFoundError: `config_file` does not exist.
+        pydantic.ValidationError: a value is out of range or malformed.
+    """
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+    token = _config_file.set(config_file)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    finally:
+        _config_file.reset(token)

@@ -1,0 +1,201 @@
+"""The pure core: protocol events in, output frames and the outcome out.
+
+Drives langchain-core's own `AsyncChatModelStream.dispatch()`; assembly is
+never re-implemented here. No Redis import, so the conformance fixtures test
+this module directly. Frames are a pure function of the events: a worker
+that rebuilds a message from its first event produces the same frames with
+the same seqs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from langchain_core.language_models.chat_model_stream import (
+    AsyncChatModelStream,
+    AsyncProjection,
+)
+from langchain_core.messages import message_to_dict
+
+from streams.events import Event
+
+
+class FrameKind(StrEnum):
+    """What an output frame carries."""
+
+    START = "start"
+    TEXT = "text"
+    REASONING = "reasoning"
+    TOOL_CALL_CHUNK = "tool_call_chunk"
+    OUTPUT = "output"
+    ERROR = "error"
+
+
+TERMINAL_KINDS = frozenset({FrameKind.OUTPUT, FrameKind.ERROR})
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Output frame number `seq` (1, 2, ...) of a message."""
+
+    seq: int
+    kind: FrameKind
+    data: Any
+
+    def body_json(self) -> bytes:
+        """The `O(M)` entry field `f`: the frame without its seq (the entry id carries it)."""
+        return orjson.dumps({"kind": self.kind, "data": self.data})
+
+    def live_json(self) -> bytes:
+        """The `L(M)` message: the frame with its seq."""
+        return orjson.dumps({"seq": self.seq, "kind": self.kind, "data": self.data})
+
+    @classmethod
+    def from_body(cls, seq: int, body: bytes) -> Frame:
+        """Rebuild a frame from an `O(M)` entry."""
+        parsed = orjson.loads(body)
+        return cls(seq=seq, kind=FrameKind(parsed["kind"]), data=parsed["data"])
+
+    @classmethod
+    def from_live(cls, payload: bytes) -> Frame:
+        """Rebuild a frame from an `L(M)` message."""
+        parsed = orjson.loads(payload)
+        return cls(seq=parsed["seq"], kind=FrameKind(parsed["kind"]), data=parsed["data"])
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The terminal outcome of a message, as stored in `R(M)`."""
+
+    status: str  # "completed" or "failed"
+    message: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+
+    @classmethod
+    def completed(cls, message: dict[str, Any]) -> Outcome:
+        """A completed outcome carrying `message_to_dict(AIMessage)`."""
+        return cls(status="completed", message=message)
+
+    @classmethod
+    def failed(cls, message: str, code: str) -> Outcome:
+        """A failed outcome with a reason code."""
+        return cls(status="failed", error={"message": message, "code": code})
+
+    def to_json(self) -> bytes:
+        """The `R(M)` value."""
+        if self.status == "completed":
+            return orjson.dumps({"status": self.status, "message": self.message})
+        return orjson.dumps({"status": self.status, "error": self.error})
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Outcome:
+        """Parse an `R(M)` value."""
+        parsed = orjson.loads(raw)
+        return cls(status=parsed["status"], message=parsed.get("message"), error=parsed.get("error"))
+
+
+class _Cursor:
+    """Reads what one projection yielded since the last look, without consuming it."""
+
+    __slots__ = ("_kind", "_offset", "_projection")
+
+    def __init__(self, kind: FrameKind, projection: AsyncProjection) -> None:
+        self._kind = kind
+        self._projection = projection
+        self._offset = 0
+
+    def take(self) -> list[Any]:
+        # The projection's buffer is the one place that records every delta in
+        # the order it was yielded; reading it by offset (as its own iterators
+        # do) keeps frames identical to what `async for` over it would see.
+        deltas = self._projection._deltas
+        new = deltas[self._offset :]
+        self._offset = len(deltas)
+        return new
+
+
+class MessageAssembler:
+    """One message's `AsyncChatModelStream`, fed event by event, read as frames."""
+
+    __slots__ = ("_cursors", "_namespace", "_node", "_outcome", "_seq", "message_id", "stream")
+
+    def __init__(
+        self, message_id: str, *, namespace: list[str] | None = None, node: str | None = None
+    ) -> None:
+        self.message_id = message_id
+        self._namespace = namespace or []
+        self._node = node
+        self.stream = AsyncChatModelStream(namespace=namespace, node=node, message_id=message_id)
+        self._cursors = (
+            _Cursor(FrameKind.TEXT, self.stream.text),
+            _Cursor(FrameKind.REASONING, self.stream.reasoning),
+            _Cursor(FrameKind.TOOL_CALL_CHUNK, self.stream.tool_calls),
+        )
+        self._seq = 0
+        self._outcome: Outcome | None = None
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """The outcome once the message ended, else None."""
+        return self._outcome
+
+    @property
+    def last_seq(self) -> int:
+        """Seq of the last frame made."""
+        return self._seq
+
+    def feed(self, event: Event) -> list[Frame]:
+        """Dispatch one checked event; return the frames it produced, in order."""
+        if self._outcome is not None:
+            raise RuntimeError(f"message {self.message_id} already ended")
+        self.stream.dispatch(event)
+        frames: list[Frame] = []
+        kind = event["event"]
+        if kind == "message-start":
+            frames.append(self._frame(FrameKind.START, self._start_data(event)))
+        for cursor in self._cursors:
+            for delta in cursor.take():
+                frames.append(self._frame(cursor._kind, delta))
+        if kind == "message-finish":
+            message = self.stream.output_message
+            assert message is not None  # dispatch() assembles it on message-finish
+            data = message_to_dict(message)
+            self._outcome = Outcome.completed(data)
+            frames.append(self._frame(FrameKind.OUTPUT, data))
+        elif kind == "error":
+            frames.append(self.fail(event["message"], event.get("code") or "model_error"))
+        return frames
+
+    def feed_all(self, events: Iterable[Event]) -> list[Frame]:
+        """Feed events until the message ends; return every frame."""
+        frames: list[Frame] = []
+        for event in events:
+            frames.extend(self.feed(event))
+            if self._outcome is not None:
+                break
+        return frames
+
+    def fail(self, message: str, code: str) -> Frame:
+        """End the message failed (model error, poison, timeout); return its `error` frame."""
+        if self._outcome is not None:
+            raise RuntimeError(f"message {self.message_id} already ended")
+        if not self.stream.done:
+            self.stream.fail(RuntimeError(message))
+        self._outcome = Outcome.failed(message, code)
+        return self._frame(FrameKind.ERROR, {"message": message, "code": code})
+
+    def _frame(self, kind: FrameKind, data: Any) -> Frame:
+        self._seq += 1
+        return Frame(self._seq, kind, data)
+
+    def _start_data(self, event: Event) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "namespace": self._namespace,
+            "node": self._node,
+            "metadata": event.get("metadata"),
+        }

@@ -1,0 +1,82 @@
+"""Every Redis key, channel and group name of wire format v1, and the partition function.
+
+No key is built anywhere else. A message id is validated before any key is
+built from it, so it can never inject braces, glob characters or separators.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+
+from streams.errors import InvalidMessageIdError
+
+MESSAGE_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,256}")
+
+
+def validate_message_id(message_id: str) -> str:
+    """Return `message_id` if it fits DESIGN.md's alphabet, else raise `InvalidMessageIdError`."""
+    if not isinstance(message_id, str) or not MESSAGE_ID_PATTERN.fullmatch(message_id):
+        shown = repr(message_id)[:80]
+        raise InvalidMessageIdError(f"invalid message id {shown}: use 1-256 characters from [A-Za-z0-9._:-]")
+    return message_id
+
+
+def partition_of(message_id: str, partitions: int) -> int:
+    """Partition k of a message: zlib CRC-32 of its UTF-8 bytes, unsigned, modulo N."""
+    return zlib.crc32(message_id.encode()) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class MessageKeys:
+    """The keys of one message, all in its partition's hash slot."""
+
+    message_id: str
+    partition: int
+    events: str
+    out: str
+    live: str
+    result: str
+    dispatch: str
+
+
+@dataclass(frozen=True, slots=True)
+class Keyspace:
+    """Key names under prefix P with N partitions."""
+
+    prefix: str = "lcstream"
+    partitions: int = 1
+
+    def dispatch(self, partition: int) -> str:
+        """D(k): the dispatch stream of partition k."""
+        return f"{self.prefix}:{{{partition}}}:dispatch"
+
+    def all_dispatch(self) -> list[str]:
+        """D(k) for every partition, in order."""
+        return [self.dispatch(k) for k in range(self.partitions)]
+
+    def message(self, message_id: str) -> MessageKeys:
+        """E(M), O(M), L(M), R(M) and D(k) of message M."""
+        validate_message_id(message_id)
+        k = partition_of(message_id, self.partitions)
+        base = f"{self.prefix}:{{{k}}}:{message_id}"
+        return MessageKeys(
+            message_id=message_id,
+            partition=k,
+            events=f"{base}:events",
+            out=f"{base}:out",
+            live=f"{base}:live",
+            result=f"{base}:result",
+            dispatch=self.dispatch(k),
+        )
+
+    @property
+    def notices(self) -> str:
+        """The lifecycle notices channel."""
+        return f"{self.prefix}:messages"
+
+    @property
+    def dead(self) -> str:
+        """The dead-letter stream."""
+        return f"{self.prefix}:dead"

@@ -1,0 +1,214 @@
+"""Writing one message's events into `E(M)` and announcing it on `D(k)`.
+
+Entries get explicit ids `0-1, 0-2, …` so a retried write is refused by Redis
+instead of duplicated, and the announcement is made by a script only when it
+writes the first event, so a retried announcement is not doubled either.
+Writes are coalesced: while one batch is on the wire, the next one gathers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, Iterable, Mapping
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from streams.backoff import retry_transient
+from streams.errors import LcstreamError
+from streams.events import EVENT_FIELD, TIME_FIELD, Event, now_ms
+from streams.keys import Keyspace, validate_message_id
+
+# KEYS: E(M), D(k). ARGV: first event JSON, its time ms, then dispatch fields.
+_ANNOUNCE_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('XADD', KEYS[1], '0-1', 'e', ARGV[1], 't', ARGV[2])
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+return 1
+"""
+
+_DUPLICATE_ID = "equal or smaller than the target stream top item"
+
+
+class ProducerClosedError(LcstreamError):
+    """`send()` after `aclose()`."""
+
+
+class StreamProducer:
+    """Writes the events of one message, in order, exactly once, in coalesced batches.
+
+    Use as `async with StreamProducer(redis, message_id) as producer:` and
+    `await producer.send(event)`; leaving the block waits until every event
+    is in Redis and raises if it could not be written.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        message_id: str,
+        *,
+        keyspace: Keyspace | None = None,
+        namespace: list[str] | None = None,
+        node: str | None = None,
+        max_batch: int = 512,
+        retry_deadline_s: float = 30.0,
+    ) -> None:
+        self.message_id = validate_message_id(message_id)
+        self._redis = redis
+        self._keys = (keyspace or Keyspace()).message(message_id)
+        self._dispatch_fields: list[bytes | str] = ["m", message_id]
+        if namespace:
+            self._dispatch_fields += ["ns", orjson.dumps(namespace)]
+        if node:
+            self._dispatch_fields += ["node", node]
+        self._max_batch = max_batch
+        self._retry_deadline_s = retry_deadline_s
+        self._pending: list[tuple[bytes, bytes]] = []  # (event JSON, time ms)
+        self._written = 0
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._flusher: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+        self._closed = False
+
+    @property
+    def written(self) -> int:
+        """Events acknowledged by Redis so far."""
+        return self._written
+
+    async def send(self, event: Mapping[str, Any]) -> None:
+        """Queue one event; it is written with the next batch."""
+        if self._closed:
+            raise ProducerClosedError(f"producer of {self.message_id} is closed")
+        self._raise_error()
+        self._pending.append((orjson.dumps(event), str(now_ms()).encode()))
+        self._idle.clear()
+        self._wakeup.set()
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop(), name=f"producer:{self.message_id}")
+        if len(self._pending) >= 8 * self._max_batch:
+            await self.flush()  # backpressure: don't outrun Redis without bound
+
+    async def flush(self) -> None:
+        """Wait until every queued event is in Redis; raise if the writer gave up."""
+        # The writer sets `_idle` when the queue is empty and when it stops on an error.
+        await self._idle.wait()
+        self._raise_error()
+
+    async def aclose(self) -> None:
+        """Flush, then stop the background writer."""
+        if self._closed:
+            return
+        try:
+            await self.flush()
+        finally:
+            self._closed = True
+            if self._flusher is not None and not self._flusher.done():
+                self._flusher.cancel()
+                await asyncio.gather(self._flusher, return_exceptions=True)
+
+    async def __aenter__(self) -> StreamProducer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    async def _flush_loop(self) -> None:
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._pending:
+                    batch = self._pending[: self._max_batch]
+                    await self._write_with_retry(batch)
+                    del self._pending[: len(batch)]
+                    self._written += len(batch)
+                self._idle.set()
+        except Exception as exc:
+            self._error = exc
+            self._idle.set()
+
+    async def _write_with_retry(self, batch: list[tuple[bytes, bytes]]) -> None:
+        await retry_transient(
+            lambda: self._write(batch),
+            what=f"writing events of {self.message_id}",
+            deadline_s=self._retry_deadline_s,
+        )
+
+    async def _write(self, batch: list[tuple[bytes, bytes]]) -> None:
+        keys = self._keys
+        first_seq = self._written + 1
+        pipe = self._redis.pipeline(transaction=True)
+        for offset, (event_json, time_ms) in enumerate(batch):
+            seq = first_seq + offset
+            if seq == 1:
+                pipe.execute_command(
+                    "EVAL",
+                    _ANNOUNCE_LUA,
+                    2,
+                    keys.events,
+                    keys.dispatch,
+                    event_json,
+                    time_ms,
+                    *self._dispatch_fields,
+                )
+            else:
+                pipe.xadd(keys.events, {EVENT_FIELD: event_json, TIME_FIELD: time_ms}, id=f"0-{seq}")
+        for reply in await pipe.execute(raise_on_error=False):
+            if isinstance(reply, ResponseError) and _DUPLICATE_ID not in str(reply):
+                raise reply
+
+
+async def publish_events(
+    redis: Redis,
+    events: Iterable[Event] | AsyncIterable[Event],
+    *,
+    message_id: str | None = None,
+    keyspace: Keyspace | None = None,
+    namespace: list[str] | None = None,
+    node: str | None = None,
+) -> str:
+    """Write all `events` of one message and announce it; return its message id.
+
+    The id defaults to the `id` of the first event (its `message-start`).
+    """
+    producer: StreamProducer | None = None
+    try:
+        async for event in _aiter(events):
+            if producer is None:
+                producer = StreamProducer(
+                    redis,
+                    message_id or _id_of_start(event),
+                    keyspace=keyspace,
+                    namespace=namespace,
+                    node=node,
+                )
+            await producer.send(event)
+    finally:
+        if producer is not None:
+            await producer.aclose()
+    if producer is None:
+        raise ValueError("no events to publish")
+    return producer.message_id
+
+
+def _id_of_start(event: Mapping[str, Any]) -> str:
+    if event.get("event") != "message-start" or not isinstance(event.get("id"), str):
+        raise ValueError("pass message_id, or start with a message-start event that has an id")
+    return str(event["id"])
+
+
+async def _aiter(events: Iterable[Event] | AsyncIterable[Event]) -> AsyncIterable[Event]:
+    if isinstance(events, AsyncIterable):
+        async for event in events:
+            yield event
+    else:
+        for event in events:
+            yield event

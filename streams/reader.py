@@ -1,0 +1,38 @@
+"""Reading what a message left in Redis: its frames in `O(M)`, its outcome in `R(M)`, its events."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from streams.events import Event, EventLimits, decode_event
+from streams.frames import Frame, Outcome
+from streams.keys import Keyspace
+from streams.ordering import parse_entry_id
+
+
+async def read_outcome(redis: Redis, message_id: str, keyspace: Keyspace | None = None) -> Outcome | None:
+    """The stored outcome of M, or None while it has none."""
+    raw = await redis.get((keyspace or Keyspace()).message(message_id).result)
+    return None if raw is None else Outcome.from_json(raw)
+
+
+async def read_frames(
+    redis: Redis, message_id: str, keyspace: Keyspace | None = None, *, after: int = 0
+) -> list[Frame]:
+    """Every frame of M in `O(M)` with seq above `after`, in order."""
+    key = (keyspace or Keyspace()).message(message_id).out
+    entries = await redis.xrange(key, min=f"(0-{after}" if after else "-")
+    return [Frame.from_body(parse_entry_id(entry_id)[1], fields[b"f"]) for entry_id, fields in entries]
+
+
+async def read_events(
+    redis: Redis,
+    message_id: str,
+    keyspace: Keyspace | None = None,
+    *,
+    limits: EventLimits | None = None,
+) -> list[Event]:
+    """Every stored event of M, decoded and checked, in entry order."""
+    key = (keyspace or Keyspace()).message(message_id).events
+    checked = limits or EventLimits()
+    return [decode_event(fields, checked) for _, fields in await redis.xrange(key)]

@@ -1,0 +1,1 @@
+"""lcstream worker service: the consumer-group worker, its CLI and the embedded demo."""
