@@ -8,7 +8,7 @@ import socket
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
@@ -25,16 +25,21 @@ _REDIS_SCHEMES = {"redis", "rediss", "unix"}
 
 
 def redact_url(url: str) -> str:
-    """Return `url` with any password replaced by `***`, for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """Return `url` with its password replaced by `***`, for logs and errors.
+
+    Fails safe: everything between the scheme and the last `@` is treated as
+    credentials, so a malformed URL can't slip its password past a parser.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    userinfo, at, host_and_path = rest.rpartition("@")
+    if not at:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    user, colon, _ = userinfo.partition(":")
+    if not colon:
+        return url  # a user name alone carries no secret
+    return f"{scheme}{sep}{user}:***@{host_and_path}"
 
 
 def _default_consumer() -> str:
@@ -100,10 +105,17 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme
-        if scheme not in _REDIS_SCHEMES:
+        shown = redact_url(value)
+        parts = urlsplit(value)
+        if parts.scheme not in _REDIS_SCHEMES:
+            raise ValueError(f"redis_url {shown!r} must start with redis://, rediss:// or unix://")
+        try:
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError:
+            raise ValueError(f"redis_url {shown!r} has an invalid port") from None
+        if parts.scheme != "unix" and (not parts.hostname or "@" in parts.path + parts.query):
             raise ValueError(
-                f"redis_url {redact_url(value)!r} must start with redis://, rediss:// or unix://"
+                f"redis_url {shown!r} is malformed (percent-encode '/', '?', '#' and '@' in passwords)"
             )
         return value
 
@@ -155,6 +167,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         FileNotFoundError: `config_file` does not exist.
         pydantic.ValidationError: a value is out of range or malformed.
     """
+    config_file = config_file or _env_config_file()
     if config_file is not None and not config_file.is_file():
         raise FileNotFoundError(f"config file {config_file} does not exist")
     token = _config_file.set(config_file)

@@ -112,6 +112,12 @@ def _check_block(event: Event, *names: str) -> None:
         )
 
 
+def _check_index(event: Event) -> None:
+    _require(event, "index", int)
+    if event["index"] < 0:
+        raise EventDecodeError("invalid_shape", f"{event['event']} index must not be negative")
+
+
 def _check_shape(event: Event) -> None:
     kind = event.get("event")
     if not isinstance(kind, str):
@@ -120,10 +126,10 @@ def _check_shape(event: Event) -> None:
         _require(event, "id", str, optional=True)
         _require(event, "metadata", dict, optional=True)
     elif kind in ("content-block-start", "content-block-finish"):
-        _require(event, "index", int)
+        _check_index(event)
         _check_block(event, "content", "content_block")
     elif kind == "content-block-delta":
-        _require(event, "index", int)
+        _check_index(event)
         _check_block(event, "delta", "content_block")
     elif kind == "message-finish":
         _require(event, "usage", dict, optional=True)
@@ -131,5 +137,3 @@ def _check_shape(event: Event) -> None:
     elif kind == "error":
         _require(event, "message", str)
         _require(event, "code", str, optional=True)
-    if "index" in event and event["index"] < 0:
-        raise EventDecodeError("invalid_shape", f"{kind} index must not be negative")

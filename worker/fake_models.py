@@ -15,7 +15,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict
+from pydantic import ConfigDict, field_validator
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -27,9 +27,23 @@ class ScriptedChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    scripts: Sequence[Sequence[AIMessageChunk | Exception]]
+    # Any: pydantic must not coerce an Exception item into a chunk; checked below.
+    scripts: Sequence[Sequence[Any]]
     chunk_delay_s: float = 0.0
     calls: int = 0
+
+    @field_validator("scripts")
+    @classmethod
+    def _check_scripts(cls, scripts: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+        if not scripts:
+            raise ValueError("scripts needs at least one script")
+        for script in scripts:
+            for item in script:
+                if not isinstance(item, AIMessageChunk | Exception):
+                    raise ValueError(
+                        f"script items are AIMessageChunk or Exception, not {type(item).__name__}"
+                    )
+        return scripts
 
     @property
     def _llm_type(self) -> str:

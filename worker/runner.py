@@ -168,9 +168,8 @@ class _Partition:
                         claimed = await self._claim(want, from_history, batch)
                 finally:
                     worker._settle(want, claimed)
-                if from_history and claimed < want:
-                    from_history = False
-                if until_idle and want and not claimed and not self._handlers:
+                read_history, from_history = from_history, from_history and claimed == want
+                if until_idle and not read_history and want and not claimed and not self._handlers:
                     return
             more_waiting = from_history or (want > 0 and claimed == want)
             streams: dict[KeyT, StreamIdT] = {k: h.cursor for k, h in self._handlers.items()}
