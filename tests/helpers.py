@@ -1,0 +1,102 @@
+"""Helpers shared by the worker and integration tests: oracles and waiting on conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from typing import Any
+
+from langchain_core.language_models.chat_model_stream import AsyncChatModelStream
+from langchain_core.messages import message_to_dict
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from streams.frames import Frame, FrameKind
+from streams.keys import Keyspace
+from streams.reader import read_frames
+
+DELTA_KINDS = {
+    FrameKind.TEXT: "text_deltas",
+    FrameKind.REASONING: "reasoning_deltas",
+    FrameKind.TOOL_CALL_CHUNK: "tool_call_chunks",
+}
+
+
+async def in_process_oracle(events: Sequence[dict[str, Any]], message_id: str) -> dict[str, Any]:
+    """What langchain-core's own stream makes of `events`, read through its public API."""
+    stream = AsyncChatModelStream(message_id=message_id)
+    for event in events:
+        stream.dispatch(event)
+    expected: dict[str, Any] = {
+        "text_deltas": await _drain(stream.text),
+        "reasoning_deltas": await _drain(stream.reasoning),
+        "tool_call_chunks": await _drain(stream.tool_calls),
+    }
+    try:
+        expected["output"] = message_to_dict(await stream.output)
+    except RuntimeError as exc:  # the stream's failure for an `error` event
+        expected["error"] = str(exc)
+    return expected
+
+
+async def _drain(projection: AsyncIterable[Any]) -> list[Any]:
+    deltas: list[Any] = []
+    try:
+        async for delta in projection:
+            deltas.append(delta)
+    except RuntimeError:
+        pass  # a failed stream raises after its deltas
+    return deltas
+
+
+def deltas_of(frames: Sequence[Frame]) -> dict[str, list[Any]]:
+    """The frames' deltas grouped like the fixtures' `expected`."""
+    grouped: dict[str, list[Any]] = {name: [] for name in DELTA_KINDS.values()}
+    for frame in frames:
+        if frame.kind in DELTA_KINDS:
+            grouped[DELTA_KINDS[frame.kind]].append(frame.data)
+    return grouped
+
+
+async def assert_frames_match(
+    redis: Redis, message_id: str, expected: dict[str, Any], keyspace: Keyspace | None = None
+) -> list[Frame]:
+    """O(M) holds seqs 1..n, starts with `start`, has the expected deltas and ends as expected."""
+    frames = await read_frames(redis, message_id, keyspace)
+    assert [f.seq for f in frames] == list(range(1, len(frames) + 1))
+    assert frames[0].kind is FrameKind.START
+    assert deltas_of(frames) == {k: expected[k] for k in DELTA_KINDS.values()}
+    if "output" in expected:
+        assert frames[-1].kind is FrameKind.OUTPUT
+        assert frames[-1].data == expected["output"]
+    else:
+        assert frames[-1].kind is FrameKind.ERROR
+        assert frames[-1].data["message"] == expected["error"]
+    return frames
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], *, timeout_s: float = 30.0, what: str = "condition"
+) -> None:
+    """Poll `condition` until true; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def collect_pubsub(
+    pubsub: PubSub, *, done: Callable[[list[bytes]], bool], timeout_s: float = 10.0
+) -> list[bytes]:
+    """Gather published payloads until `done(payloads)`; fail after `timeout_s`."""
+    payloads: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while not done(payloads):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s; got {len(payloads)} messages")
+        message = await pubsub.get_message(timeout=0.2)
+        if message is not None and message["type"] in ("message", "pmessage"):
+            payloads.append(message["data"])
+    return payloads
