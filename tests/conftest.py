@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,7 +125,9 @@ async def any_redis(request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 def worker_env(redis_server: RedisServer) -> dict[str, str]:
-    """Environment for an `lcstream worker` subprocess on the session's redis-server."""
+    """Environment for `lcstream` subprocesses on the session's redis-server, flushed first."""
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushdb()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LCSTREAM_")}
     env.update(
         LCSTREAM_REDIS_URL=redis_server.url,
@@ -131,3 +135,53 @@ def worker_env(redis_server: RedisServer) -> dict[str, str]:
         LCSTREAM_LOG_FORMAT="json",
     )
     return env
+
+
+class WorkerProcess:
+    """An `lcstream worker` subprocess; its stderr (JSON log lines) goes to a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
+        binary = Path(sys.executable).with_name("lcstream")
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen([str(binary), "worker", *args], env=env, stderr=self._log)
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The JSON log lines written so far."""
+        lines = []
+        for raw in self.log_path.read_text().splitlines():
+            if raw.startswith("{"):
+                lines.append(json.loads(raw))
+        return lines
+
+    def wait(self, timeout_s: float) -> int:
+        try:
+            return self.process.wait(timeout=timeout_s)
+        finally:
+            self._log.close()
+
+    def terminate(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM, then wait for the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.wait(timeout_s)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.wait(10)
+
+
+@pytest.fixture
+def spawn_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start `lcstream worker` subprocesses; any left running are killed at the end."""
+    started: list[WorkerProcess] = []
+
+    def spawn(*args: str, **env: str) -> WorkerProcess:
+        worker = WorkerProcess({**worker_env, **env}, tmp_path / f"worker-{len(started)}.log", *args)
+        started.append(worker)
+        return worker
+
+    yield spawn
+    for worker in started:
+        worker.kill()

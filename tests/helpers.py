@@ -88,15 +88,15 @@ async def wait_for(
 
 
 async def collect_pubsub(
-    pubsub: PubSub, *, done: Callable[[list[bytes]], bool], timeout_s: float = 10.0
-) -> list[bytes]:
-    """Gather published payloads until `done(payloads)`; fail after `timeout_s`."""
-    payloads: list[bytes] = []
+    pubsub: PubSub, *, done: Callable[[list[tuple[bytes, bytes]]], bool], timeout_s: float = 10.0
+) -> list[tuple[bytes, bytes]]:
+    """Gather published (channel, payload) pairs until `done(pairs)`; fail after `timeout_s`."""
+    received: list[tuple[bytes, bytes]] = []
     deadline = time.monotonic() + timeout_s
-    while not done(payloads):
+    while not done(received):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s; got {len(payloads)} messages")
+            raise AssertionError(f"timed out after {timeout_s}s; got {len(received)} messages")
         message = await pubsub.get_message(timeout=0.2)
         if message is not None and message["type"] in ("message", "pmessage"):
-            payloads.append(message["data"])
-    return payloads
+            received.append((message["channel"], message["data"]))
+    return received

@@ -81,10 +81,16 @@ class Worker:
             "started", consumer=self._settings.consumer, group=self._settings.group,
             partitions=self._settings.partitions, until_idle=until_idle,
         )  # fmt: skip
+        started_at = time.monotonic()
         async with asyncio.TaskGroup() as tasks:
             for k in range(self._keyspace.partitions):
                 tasks.create_task(self._run_partition(k, until_idle), name=f"partition-{k}")
-        log.info("stopped", **{f: getattr(self.stats, f) for f in WorkerStats.__slots__})
+        elapsed_s = time.monotonic() - started_at
+        log.info(
+            "stopped", elapsed_s=round(elapsed_s, 3),
+            events_per_s=round(self.stats.events / elapsed_s) if elapsed_s else 0,
+            **{f: getattr(self.stats, f) for f in WorkerStats.__slots__},
+        )  # fmt: skip
         return self.stats
 
     async def _ensure_groups(self) -> None:

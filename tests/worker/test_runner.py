@@ -64,7 +64,7 @@ async def test_live_channel_carries_the_same_frames(real_redis: Redis) -> None:
     stored = await read_frames(real_redis, case["message_id"])
     payloads = await collect_pubsub(pubsub, done=lambda got: len(got) >= len(stored))
     await pubsub.aclose()  # type: ignore[no-untyped-call]
-    assert [Frame.from_live(p) for p in payloads] == stored
+    assert [Frame.from_live(p) for _, p in payloads] == stored
 
 
 async def test_outcome_keys_expire_after_retention(any_redis: Redis) -> None:
@@ -87,7 +87,7 @@ async def test_lifecycle_notices_started_then_outcome(real_redis: Redis) -> None
     await run_burst(real_redis)
     payloads = await collect_pubsub(pubsub, done=lambda got: len(got) >= 4)
     await pubsub.aclose()  # type: ignore[no-untyped-call]
-    notices = [orjson.loads(p) for p in payloads]
+    notices = [orjson.loads(p) for _, p in payloads]
     for case in (ok, bad):
         mine = [n["status"] for n in notices if n["message_id"] == case["message_id"]]
         assert mine == ["started", "completed" if "output" in case["expected"] else "failed"]

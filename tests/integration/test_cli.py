@@ -1,0 +1,85 @@
+"""The `lcstream` command line end to end: demo without Redis, publish, worker, result."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import conformance_cases, free_port
+
+LCSTREAM = str(Path(sys.executable).with_name("lcstream"))
+CASES = {c["name"]: c for c in conformance_cases()}
+
+
+def run(*args: str, env: dict[str, str], timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LCSTREAM, *args], env=env, capture_output=True, text=True, timeout=timeout_s)
+
+
+def test_demo_runs_with_no_redis_server(worker_env: dict[str, str]) -> None:
+    # Point the environment at a port nothing listens on: the demo must not need it.
+    env = {**worker_env, "LCSTREAM_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "COLUMNS": "100"}
+    done = run("demo", "--messages", "4", "--pace-ms", "5", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "4 messages through Redis: all outcomes equal the in-process stream" in done.stdout
+    assert done.stdout.count("matches in-process stream: yes") == 4
+
+
+def write_jsonl(path: Path, events: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+def test_publish_worker_result_round_trip(worker_env: dict[str, str], tmp_path: Path) -> None:
+    ok, bad = CASES["single_tool_call"], CASES["error_mid_stream"]
+    for case in (ok, bad):
+        done = run(
+            "publish", str(write_jsonl(tmp_path / f"{case['name']}.jsonl", case["events"])), env=worker_env
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == case["message_id"]
+    renamed = run(
+        "publish", str(tmp_path / "single_tool_call.jsonl"), "--message-id", "renamed-1", env=worker_env
+    )
+    assert renamed.stdout.strip() == "renamed-1"
+
+    assert run("worker", "--burst", env=worker_env).returncode == 0
+
+    done = run("result", ok["message_id"], env=worker_env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"status": "completed", "message": ok["expected"]["output"]}
+    failed = run("result", bad["message_id"], env=worker_env)
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["error"] == {"message": "provider overloaded", "code": "overloaded"}
+    absent = run("result", "never-published", env=worker_env)
+    assert (absent.returncode, absent.stdout) == (4, "")
+    assert "no outcome for never-published" in absent.stderr
+
+
+def test_publish_refuses_bad_input_with_its_line_number(worker_env: dict[str, str], tmp_path: Path) -> None:
+    events = CASES["plain_text"]["events"][:3]
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(events[0]) + "\n" + json.dumps(events[1]) + "\n{oops\n")
+    done = run("publish", str(path), env=worker_env)
+    assert done.returncode == 2
+    assert "bad.jsonl:3" in done.stderr and "invalid_json" in done.stderr
+    order = tmp_path / "order.jsonl"
+    write_jsonl(order, [events[1], events[0]])
+    done = run("publish", str(order), env=worker_env)
+    assert done.returncode == 2
+    assert "order.jsonl:1" in done.stderr and "missing_start" in done.stderr
+
+
+def test_invalid_settings_exit_2_without_leaking_the_password(worker_env: dict[str, str]) -> None:
+    env = {**worker_env, "LCSTREAM_REDIS_URL": "http://user:hunter2@localhost/0"}
+    done = run("result", "x", env=env)
+    assert done.returncode == 2
+    assert "invalid settings" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
+
+
+def test_result_rejects_an_invalid_message_id(worker_env: dict[str, str]) -> None:
+    done = run("result", "bad{id}", env=worker_env)
+    assert done.returncode == 2
+    assert "invalid message id" in done.stderr
