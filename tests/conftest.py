@@ -20,13 +20,18 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-CONFORMANCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "conformance"
+CONFORMANCE_DIR = Path(
+    os.environ.get("LCSTREAM_CONFORMANCE_DIR")
+    or Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "conformance"
+)
 
 
 def conformance_cases() -> list[dict[str, Any]]:
     """Every conformance fixture, parsed; fails loudly when the folder is missing."""
     files = sorted(CONFORMANCE_DIR.glob("*.json"))
-    assert files, f"no conformance fixtures in {CONFORMANCE_DIR}"
+    assert files, (
+        f"no conformance fixtures in {CONFORMANCE_DIR}: clone next to shared/ or set LCSTREAM_CONFORMANCE_DIR"
+    )
     return [json.loads(f.read_text()) for f in files]
 
 

@@ -1,0 +1,23 @@
+"""The README's configuration table stays true to the settings model."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from config.settings import Settings
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_every_setting_is_in_the_readme_table_and_nothing_else() -> None:
+    documented = set(re.findall(r"^\| `(LCSTREAM_[A-Z0-9_]+)` \|", README.read_text(), re.MULTILINE))
+    settings = {f"LCSTREAM_{name.upper()}" for name in Settings.model_fields}
+    assert documented == settings
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    head = README.read_text().split("## ", 1)[0]
+    assert "make demo" in head and "make test" in head
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert ci.strip().splitlines()[-1] == "make test"
