@@ -1,14 +1,20 @@
-"""Writing frames to `O(M)`/`L(M)` and committing outcomes, one pipeline per batch.
+"""Writing frames to `O(M)`/`L(M)` and committing outcomes: one fenced script call per message per batch.
 
-Frames have explicit ids `0-seq`: a rebuilt message's frames that already
-exist are refused by Redis, so `O(M)` never holds a duplicate. The outcome is
-committed by one script, fenced on this consumer still owning the dispatch
-entry: a worker that lost its claim can write neither a final nor an ack.
+Every write is fenced on this consumer still owning the message's dispatch
+entry (`XPENDING` names it), so a worker that lost its claim writes no frame,
+no outcome and no ack. Frames have explicit ids `0-seq`: a rebuilt message's
+frames that already exist are refused by Redis (and not published again), so
+`O(M)` never holds a duplicate. When a message ends, the same call writes
+`R(M)`, the lifecycle notice and the retention TTLs, then acks.
+
+One script call per message instead of two commands per frame also keeps
+client-side packing and reply parsing, the worker's largest cost, small.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 import orjson
 from redis.asyncio import Redis
@@ -20,30 +26,49 @@ from streams.frames import Frame
 from streams.keys import Keyspace
 from worker.handler import MessageHandler
 
-# KEYS: D(k), R(M), O(M), E(M)
-# ARGV: dispatch id, consumer, group, outcome, last seq, last frame body,
-#       L(M), last frame live payload, notices channel, notice, retention s
-COMMIT_LUA = """
+# KEYS: D(k), O(M), R(M), E(M)
+# ARGV: 1 dispatch id, 2 consumer, 3 group, 4 L(M), 5 first seq, 6 frame count n, 7..6+n frame bodies,
+#       and when the message ends: outcome, notices channel, notice, retention s
+APPEND_LUA = """
 local pending = redis.call('XPENDING', KEYS[1], ARGV[3], ARGV[1], ARGV[1], 1)
 if #pending == 0 or pending[1][2] ~= ARGV[2] then return 0 end
-if redis.call('SET', KEYS[2], ARGV[4], 'NX', 'EX', ARGV[11]) then
-  redis.pcall('XADD', KEYS[3], '0-' .. ARGV[5], 'f', ARGV[6])
-  redis.call('PUBLISH', ARGV[7], ARGV[8])
-  redis.call('PUBLISH', ARGV[9], ARGV[10])
+local n, first = tonumber(ARGV[6]), tonumber(ARGV[5])
+local ending = #ARGV > 6 + n
+if ending and redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('XACK', KEYS[1], ARGV[3], ARGV[1])
+  return 2
 end
-redis.call('EXPIRE', KEYS[3], ARGV[11])
-redis.call('EXPIRE', KEYS[4], ARGV[11])
-redis.call('XACK', KEYS[1], ARGV[3], ARGV[1])
+for i = 0, n - 1 do
+  local body, seq = ARGV[7 + i], first + i
+  if type(redis.pcall('XADD', KEYS[2], '0-' .. seq, 'f', body)) == 'string' then
+    redis.call('PUBLISH', ARGV[4], '{"seq":' .. seq .. ',' .. string.sub(body, 2))
+  end
+end
+if ending then
+  local at = 7 + n
+  redis.call('SET', KEYS[3], ARGV[at], 'EX', ARGV[at + 3])
+  redis.call('PUBLISH', ARGV[at + 1], ARGV[at + 2])
+  redis.call('EXPIRE', KEYS[2], ARGV[at + 3])
+  redis.call('EXPIRE', KEYS[4], ARGV[at + 3])
+  redis.call('XACK', KEYS[1], ARGV[3], ARGV[1])
+end
 return 1
 """
 
-_DUPLICATE_ID = "equal or smaller than the target stream top item"
 DEAD_LETTER_MAX_LEN = 100_000
+
+
+class Verdict(IntEnum):
+    """What a fenced write found."""
+
+    LOST = 0  # another consumer owns the message now: nothing was written
+    WRITTEN = 1
+    ALREADY_COMMITTED = 2  # an earlier delivery wrote the outcome: only acked
 
 
 @dataclass(slots=True)
 class Batch:
-    """What one round of reading produced: frames per message, and who opened or ended."""
+    """What one round of reading produced: frames per message, and which messages opened."""
 
     frames: list[tuple[MessageHandler, list[Frame]]] = field(default_factory=list)
     started: list[MessageHandler] = field(default_factory=list)
@@ -53,7 +78,7 @@ class Batch:
 
 
 class FramePublisher:
-    """Turns a `Batch` into Redis writes: one pipeline, then the fenced commits' verdicts."""
+    """Turns a `Batch` into one pipeline of fenced script calls."""
 
     def __init__(
         self, redis: Redis, keyspace: Keyspace, *, group: str, consumer: str, retention_s: int
@@ -63,55 +88,53 @@ class FramePublisher:
         self._group = group
         self._consumer = consumer
         self._retention_s = retention_s
-        self._commit_sha: str | None = None
+        self._sha: str | None = None
 
-    async def publish(self, batch: Batch) -> dict[str, bool]:
-        """Write the batch; return, per message that ended, whether its commit went through."""
+    async def publish(self, batch: Batch) -> dict[str, Verdict]:
+        """Write the batch; return each written message's verdict."""
         try:
             return await self._publish_once(batch)
         except NoScriptError:
-            self._commit_sha = None  # Redis restarted or failed over: load the script again
+            self._sha = None  # Redis restarted or failed over: load the script again
             return await self._publish_once(batch)
 
-    async def _publish_once(self, batch: Batch) -> dict[str, bool]:
-        if self._commit_sha is None:
-            self._commit_sha = await self._redis.script_load(COMMIT_LUA)
+    async def _publish_once(self, batch: Batch) -> dict[str, Verdict]:
+        if self._sha is None:
+            self._sha = await self._redis.script_load(APPEND_LUA)
         pipe = self._redis.pipeline(transaction=False)
-        notices = self._keyspace.notices
         for handler in batch.started:
-            pipe.publish(notices, _notice(handler.message_id, "started"))
-        ended: list[tuple[MessageHandler, Frame]] = []
+            pipe.publish(self._keyspace.notices, _notice(handler.message_id, "started"))
+        position = len(batch.started)
+        script_replies: list[int] = []  # where each message's script call sits in the pipeline
         for handler, frames in batch.frames:
-            ends = handler.outcome is not None
-            for frame in frames[:-1] if ends else frames:
-                pipe.xadd(handler.keys.out, {b"f": frame.body_json()}, id=f"0-{frame.seq}")
-                pipe.publish(handler.keys.live, frame.live_json())
-            if ends:
-                ended.append((handler, frames[-1]))
-                if (poison := handler.poison) is not None:
-                    fields = _dead_letter(
-                        handler.message_id, poison.reason, str(poison),
-                        deliveries=handler.deliveries, dispatch_id=handler.delivery_id,
-                    )  # fmt: skip
-                    pipe.xadd(self._keyspace.dead, fields, maxlen=DEAD_LETTER_MAX_LEN)
-        # Commits go last, so their replies are the tail of the pipeline's.
-        for handler, last in ended:
-            keys, outcome = handler.keys, handler.outcome
-            assert outcome is not None
+            if (poison := handler.poison) is not None:
+                fields = _dead_letter(
+                    handler.message_id, poison.reason, str(poison),
+                    deliveries=handler.deliveries, dispatch_id=handler.delivery_id,
+                )  # fmt: skip
+                pipe.xadd(self._keyspace.dead, fields, maxlen=DEAD_LETTER_MAX_LEN)
+                position += 1
+            keys = handler.keys
+            args: list[EncodableT] = [
+                handler.delivery_id, self._consumer, self._group, keys.live,
+                frames[0].seq, len(frames), *(f.body_json() for f in frames),
+            ]  # fmt: skip
+            if (outcome := handler.outcome) is not None:
+                notice = _notice(handler.message_id, outcome.status)
+                args += [outcome.to_json(), self._keyspace.notices, notice, self._retention_s]
             pipe.execute_command(
-                "EVALSHA", self._commit_sha, 4, keys.dispatch, keys.result, keys.out, keys.events,
-                handler.delivery_id, self._consumer, self._group, outcome.to_json(),
-                last.seq, last.body_json(), keys.live, last.live_json(),
-                notices, _notice(handler.message_id, outcome.status), self._retention_s,
-            )  # fmt: skip
+                "EVALSHA", self._sha, 4, keys.dispatch, keys.out, keys.result, keys.events, *args
+            )
+            script_replies.append(position)
+            position += 1
         replies = await pipe.execute(raise_on_error=False)
         for reply in replies:
-            if isinstance(reply, NoScriptError):
+            if isinstance(reply, ResponseError):
                 raise reply
-            if isinstance(reply, ResponseError) and _DUPLICATE_ID not in str(reply):
-                raise reply
-        verdicts = replies[len(replies) - len(ended) :]
-        return {h.message_id: v == 1 for (h, _), v in zip(ended, verdicts, strict=True)}
+        return {
+            handler.message_id: Verdict(replies[at])
+            for (handler, _), at in zip(batch.frames, script_replies, strict=True)
+        }
 
     async def reject(self, dispatch: str, entries: list[tuple[bytes, str, str, str]]) -> None:
         """Dead-letter and ack dispatch entries that name no usable message (id, m, reason, error)."""

@@ -31,7 +31,7 @@ from streams.errors import InvalidMessageIdError
 from streams.events import EventLimits
 from streams.keys import Keyspace
 from worker.handler import MessageHandler
-from worker.publisher import Batch, FramePublisher
+from worker.publisher import Batch, FramePublisher, Verdict
 
 log = structlog.get_logger("lcstream.worker")
 
@@ -203,23 +203,27 @@ class _Partition:
         verdicts = await worker._publisher.publish(batch)
         worker.stats.frames += sum(len(frames) for _, frames in batch.frames)
         for handler, _ in batch.frames:
-            outcome = handler.outcome
-            if outcome is None:
+            verdict, outcome = verdicts[handler.message_id], handler.outcome
+            if verdict is Verdict.WRITTEN and outcome is None:
                 continue
-            del self._handlers[handler.keys.events.encode()]
-            worker._release(1)
+            self._forget(handler)
             fields = {"message_id": handler.message_id, "entry_id": handler.delivery_id.decode()}
-            if not verdicts[handler.message_id]:
+            if verdict is Verdict.LOST:
                 worker.stats.lost_claims += 1
                 log.warning("claim-lost", **fields)
-            elif outcome.status == "completed":
+            elif verdict is Verdict.ALREADY_COMMITTED:
+                log.info("already-committed", **fields)
+            elif outcome is not None and outcome.status == "completed":
                 worker.stats.completed += 1
                 log.info("completed", events=handler.event_count, **fields)
-            else:
+            elif outcome is not None and outcome.error is not None:
                 worker.stats.failed += 1
-                assert outcome.error is not None
                 verb = "dead-lettered" if handler.poison else "failed"
                 log.warning(verb, code=outcome.error["code"], error=outcome.error["message"], **fields)
+
+    def _forget(self, handler: MessageHandler) -> None:
+        del self._handlers[handler.keys.events.encode()]
+        self._worker._release(1)
 
     async def _claim(self, want: int, from_history: bool, batch: Batch) -> int:
         reply = await self._redis.xreadgroup(
