@@ -188,6 +188,13 @@ class MessageAssembler:
         self._outcome = Outcome.failed(message, code)
         return self._frame(FrameKind.ERROR, {"message": message, "code": code})
 
+    def continue_after(self, seq: int) -> None:
+        """Number the next frame `seq + 1`: frames up to `seq` exist already (a worker giving up
+        on a message it did not rebuild)."""
+        if self._seq:
+            raise RuntimeError(f"message {self.message_id} has made frames already")
+        self._seq = seq
+
     def _frame(self, kind: FrameKind, data: Any) -> Frame:
         self._seq += 1
         return Frame(self._seq, kind, data)

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from streams.errors import EventDecodeError
-from streams.events import EventLimits, decode_event
+from streams.events import EventLimits, decode_event, decode_time_ms, now_ms
 from streams.frames import Frame, MessageAssembler, Outcome
 from streams.keys import MessageKeys
 from streams.ordering import EventOrder
 
 Entry = tuple[bytes, Mapping[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Why a message ended in `P:dead`: a reason code and a readable error."""
+
+    reason: str
+    error: str
 
 
 class MessageHandler:
@@ -28,12 +37,13 @@ class MessageHandler:
         "_assembler",
         "_limits",
         "_order",
+        "behind",
         "cursor",
+        "dead",
         "deliveries",
         "delivery_id",
         "keys",
         "last_event_at",
-        "poison",
     )
 
     def __init__(
@@ -50,8 +60,9 @@ class MessageHandler:
         self.delivery_id = delivery_id
         self.deliveries = 1
         self.cursor: bytes = b"0-0"
+        self.behind = False  # the last read filled its count: more events wait, the clock is not idle
         self.last_event_at = time.monotonic()
-        self.poison: EventDecodeError | None = None
+        self.dead: DeadLetter | None = None  # why the message is dead-lettered, once it is
         self._limits = limits
         self._order = EventOrder(max_events)
         self._assembler = MessageAssembler(keys.message_id, namespace=namespace, node=node)
@@ -111,13 +122,33 @@ class MessageHandler:
             if assembler.outcome is not None:
                 break
         if entries:
-            self.last_event_at = time.monotonic()
+            self.last_event_at = _received_at(entries[-1][1])
         return frames
 
-    def fail(self, message: str, code: str) -> Frame:
-        """End the message failed for a reason outside its events (timeout, deliveries)."""
-        return self._assembler.fail(message, code)
+    def give_up(self, reason: str, error: str, *, after_seq: int = -1) -> Frame:
+        """End the message failed and dead-lettered for a reason outside its events.
+
+        `after_seq` is the last frame already in `O(M)` when this worker has not
+        rebuilt the message (it gives up without replaying it).
+        """
+        if after_seq >= 0:
+            self._assembler.continue_after(after_seq)
+        self.dead = DeadLetter(reason, error)
+        return self._assembler.fail(error, reason)
 
     def _poisoned(self, error: EventDecodeError) -> Frame:
-        self.poison = error
+        self.dead = DeadLetter(error.reason, str(error))
         return self._assembler.fail(str(error), error.reason)
+
+
+def _received_at(fields: Mapping[bytes, bytes]) -> float:
+    """Monotonic time the producer wrote this event, from its `t` field when it has one.
+
+    After a takeover the replayed events are old; their producer time, not the
+    replay, says how long the producer has been silent.
+    """
+    now = time.monotonic()
+    produced_ms = decode_time_ms(fields)
+    if produced_ms is None:
+        return now
+    return now - max(0.0, (now_ms() - produced_ms) / 1000)

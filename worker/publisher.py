@@ -107,9 +107,9 @@ class FramePublisher:
         position = len(batch.started)
         script_replies: list[int] = []  # where each message's script call sits in the pipeline
         for handler, frames in batch.frames:
-            if (poison := handler.poison) is not None:
+            if (dead := handler.dead) is not None:
                 fields = _dead_letter(
-                    handler.message_id, poison.reason, str(poison),
+                    handler.message_id, dead.reason, dead.error,
                     deliveries=handler.deliveries, dispatch_id=handler.delivery_id,
                 )  # fmt: skip
                 pipe.xadd(self._keyspace.dead, fields, maxlen=DEAD_LETTER_MAX_LEN)

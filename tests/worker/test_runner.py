@@ -177,13 +177,13 @@ async def test_backpressure_holds_at_most_max_open_messages(any_redis: Redis) ->
         await publish_events(any_redis, CASES[i % len(CASES)]["events"], message_id=f"bp-{i}")
     worker = Worker(any_redis, settings_for(max_open_messages=2))
     seen: list[int] = []
-    settle = worker._settle
+    settle = worker.settle_capacity
 
     def recording_settle(reserved: int, opened: int) -> None:
         settle(reserved, opened)
         seen.append(worker.open_messages)
 
-    worker._settle = recording_settle  # type: ignore[method-assign]
+    worker.settle_capacity = recording_settle  # type: ignore[method-assign]
     await asyncio.wait_for(worker.run(until_idle=True), timeout=60)
     assert seen and max(seen) <= 2
     assert worker.stats.completed + worker.stats.failed == 7

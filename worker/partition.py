@@ -1,0 +1,283 @@
+"""One partition's loop: claim, read the open messages' events, write frames, keep the leases.
+
+Each round claims new dispatch entries while the worker has room
+(`XREADGROUP`), then makes one `XREAD` over the events streams of every
+message this partition holds, plus `D(k)` itself as a wake-up: a new
+announcement ends the block at once, so intake needs no second blocked
+connection. What a round produced is written in one pipeline. Between rounds,
+at most every `upkeep_interval_s`, it renews its leases, takes over abandoned
+entries, fails messages whose producer went silent, and trims `D(k)`.
+
+On a Redis fault the worker drops what the partition holds in memory and
+starts it again (`drop()`, then a new `Partition`): the first claim re-reads
+this consumer's own pending entries, and since frames are a pure function of
+the events and frames already in `O(M)` are refused, nothing is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+from redis.typing import KeyT, StreamIdT
+
+from streams.errors import InvalidMessageIdError
+from streams.ordering import parse_entry_id
+from worker.handler import MessageHandler
+from worker.publisher import Batch, Verdict
+from worker.takeover import Claimed
+
+if TYPE_CHECKING:
+    from worker.runner import Worker
+
+log = structlog.get_logger("lcstream.worker")
+
+TRIM_INTERVAL_S = 10.0
+
+
+class Partition:
+    """Serves `D(k)` of one partition and the messages claimed from it."""
+
+    def __init__(self, worker: Worker, k: int) -> None:
+        self._worker = worker
+        self._settings = worker.settings
+        self._redis = worker.redis
+        self._leases = worker.leases
+        self._k = k
+        self._dispatch = worker.keyspace.dispatch(k)
+        self._dispatch_key = self._dispatch.encode()
+        self._handlers: dict[bytes, MessageHandler] = {}  # by events key
+        self._takeover_cursor = b"0-0"
+        self._upkeep_at = 0.0
+        self._trim_at = time.monotonic() + TRIM_INTERVAL_S
+        takeover_s = self._settings.takeover_after_ms / 1000
+        self._upkeep_interval_s = min(1.0, takeover_s / 4, self._settings.idle_timeout_s / 4)
+
+    def drop(self) -> None:
+        """Forget held messages without acking: their pending entries bring them back."""
+        self._worker.release_capacity(len(self._handlers))
+        self._handlers.clear()
+
+    async def serve(self, until_idle: bool) -> None:
+        """Run rounds until stopped (after the grace period) or, with `until_idle`, until idle."""
+        worker, settings = self._worker, self._settings
+        wake_id = await self._last_dispatch_id()
+        from_history = True  # first re-read this consumer's own pending entries
+        grace_ends_at: float | None = None
+        while True:
+            batch = Batch()
+            want = claimed = 0
+            if worker.stopping:
+                if grace_ends_at is None:
+                    grace_ends_at = time.monotonic() + settings.grace_period_s
+                if not self._handlers or time.monotonic() >= grace_ends_at:
+                    await self._release_held()
+                    return
+            else:
+                want = worker.reserve_capacity()
+                try:
+                    if want:
+                        claimed = await self._claim(want, from_history, batch)
+                finally:
+                    worker.settle_capacity(want, claimed)
+                read_history, from_history = from_history, from_history and claimed == want
+                if until_idle and not read_history and want and not claimed and not self._handlers:
+                    return
+            if time.monotonic() >= self._upkeep_at:
+                await self._upkeep(batch)
+            more_waiting = from_history or (want > 0 and claimed == want)
+            streams: dict[KeyT, StreamIdT] = {key: h.cursor for key, h in self._handlers.items()}
+            if want and not more_waiting and not worker.stopping:
+                streams[self._dispatch] = wake_id
+            if not streams and not batch:
+                await worker.wait_for_capacity()
+                continue
+            if streams:
+                block = None if (more_waiting or batch) else self._block_ms()
+                reply = await self._redis.xread(streams, count=settings.read_count, block=block)
+                for key, entries in reply or ():
+                    if key == self._dispatch_key:
+                        wake_id = entries[-1][0]
+                        continue
+                    handler = self._handlers[key]
+                    handler.behind = len(entries) >= settings.read_count
+                    frames = handler.accept(entries)
+                    worker.stats.events += len(entries)
+                    if frames:
+                        batch.frames.append((handler, frames))
+            if batch:
+                await self._publish(batch)
+
+    def _block_ms(self) -> int:
+        """Block no longer than the next upkeep is due (and never past `block_ms`)."""
+        until_upkeep_ms = int((self._upkeep_at - time.monotonic()) * 1000)
+        return max(1, min(self._settings.block_ms, until_upkeep_ms))
+
+    # -- writing -------------------------------------------------------------
+
+    async def _publish(self, batch: Batch) -> None:
+        worker = self._worker
+        verdicts = await worker.publisher.publish(batch)
+        for handler, frames in batch.frames:
+            verdict, outcome = verdicts[handler.message_id], handler.outcome
+            if verdict is not Verdict.LOST:
+                worker.stats.frames += len(frames)
+            if verdict is Verdict.WRITTEN and outcome is None:
+                continue
+            self._forget(handler)
+            fields = {"message_id": handler.message_id, "entry_id": handler.delivery_id.decode()}
+            if verdict is Verdict.LOST:
+                worker.stats.lost_claims += 1
+                log.warning("claim-lost", **fields)
+            elif verdict is Verdict.ALREADY_COMMITTED:
+                log.info("already-committed", **fields)
+            elif outcome is not None and outcome.error is None:
+                worker.stats.completed += 1
+                log.info("completed", events=handler.event_count, **fields)
+            elif outcome is not None and outcome.error is not None:
+                worker.stats.failed += 1
+                verb = "dead-lettered" if handler.dead else "failed"
+                log.warning(verb, code=outcome.error["code"], error=outcome.error["message"], **fields)
+
+    def _forget(self, handler: MessageHandler) -> None:
+        if self._handlers.pop(handler.keys.events.encode(), None) is not None:
+            self._worker.release_capacity(1)
+
+    # -- claiming ------------------------------------------------------------
+
+    async def _claim(self, want: int, from_history: bool, batch: Batch) -> int:
+        settings = self._settings
+        reply = await self._redis.xreadgroup(
+            settings.group, settings.consumer, {self._dispatch: "0" if from_history else ">"}, count=want
+        )
+        entries = [(entry_id, fields) for _, stream in reply or () for entry_id, fields in stream]
+        if from_history:
+            # Our own pending entries: deleted ones come back without fields; ack them.
+            gone = [entry_id for entry_id, fields in entries if not fields]
+            if gone:
+                await self._redis.xack(self._dispatch, settings.group, *gone)
+            entries = [(entry_id, fields) for entry_id, fields in entries if fields]
+            counts = await self._leases.delivery_counts(self._dispatch, [e for e, _ in entries])
+        else:
+            counts = {}
+        claimed = [Claimed(entry_id, fields, counts.get(entry_id, 1)) for entry_id, fields in entries]
+        return await self._open_all(claimed, batch)
+
+    async def _open_all(self, claimed: list[Claimed], batch: Batch) -> int:
+        """Open handlers for claimed entries; reject what names no usable message. Returns how many opened."""
+        rejected: list[tuple[bytes, str, str, str]] = []
+        duplicates: list[bytes] = []
+        worn_out: list[MessageHandler] = []
+        opened = 0
+        for claim in claimed:
+            handler = self._open(claim, rejected)
+            if handler is None:
+                continue
+            key = handler.keys.events.encode()
+            if key in self._handlers:
+                duplicates.append(claim.entry_id)  # a second announcement of a message we hold
+                continue
+            self._handlers[key] = handler
+            opened += 1
+            if claim.deliveries > self._settings.max_deliveries:
+                worn_out.append(handler)
+            elif claim.deliveries == 1:
+                batch.started.append(handler)
+        if rejected:
+            await self._worker.publisher.reject(self._dispatch, rejected)
+        if duplicates:
+            await self._redis.xack(self._dispatch, self._settings.group, *duplicates)
+            log.info("duplicate-acked", partition=self._k, entries=len(duplicates))
+        for handler in worn_out:
+            await self._give_up_delivered_too_often(handler, batch)
+        return opened
+
+    def _open(self, claim: Claimed, rejected: list[tuple[bytes, str, str, str]]) -> MessageHandler | None:
+        worker = self._worker
+        entry_id = claim.entry_id.decode()
+        raw_id = claim.fields.get(b"m", b"").decode(errors="replace")
+        try:
+            keys = worker.keyspace.message(raw_id)
+        except InvalidMessageIdError as exc:
+            # No key can be built for it, so no frame or outcome: dead-letter and ack.
+            rejected.append((claim.entry_id, raw_id, "invalid_message_id", str(exc)))
+            log.error("dead-lettered", entry_id=entry_id, reason="invalid_message_id", error=str(exc))
+            return None
+        if keys.dispatch != self._dispatch:
+            error = f"message {raw_id} belongs to {keys.dispatch}, not {self._dispatch}"
+            rejected.append((claim.entry_id, raw_id, "wrong_partition", error))
+            log.error("dead-lettered", message_id=raw_id, entry_id=entry_id, reason="wrong_partition")
+            return None
+        verb = "claimed" if claim.deliveries == 1 else "taken-over"
+        log.info(verb, message_id=raw_id, entry_id=entry_id, deliveries=claim.deliveries)
+        handler = MessageHandler.from_dispatch(
+            keys, claim.entry_id, claim.fields,
+            limits=worker.limits, max_events=self._settings.max_events_per_message,
+        )  # fmt: skip
+        handler.deliveries = claim.deliveries
+        return handler
+
+    async def _give_up_delivered_too_often(self, handler: MessageHandler, batch: Batch) -> None:
+        """Dead-letter without replaying: the replay may be what keeps killing workers."""
+        last = await self._redis.xrevrange(handler.keys.out, count=1)
+        last_seq = parse_entry_id(last[0][0])[1] if last else 0
+        error = (
+            f"delivered {handler.deliveries} times (limit {self._settings.max_deliveries}); "
+            "workers kept dying or losing it"
+        )
+        frame = handler.give_up("max_deliveries", error, after_seq=last_seq)
+        batch.frames.append((handler, [frame]))
+
+    # -- upkeep --------------------------------------------------------------
+
+    async def _upkeep(self, batch: Batch) -> None:
+        """Renew leases, take over abandoned entries, fail silent messages, trim `D(k)`."""
+        now = time.monotonic()
+        self._upkeep_at = now + self._upkeep_interval_s
+        held = [h for h in self._handlers.values() if h.outcome is None]
+        for entry_id in await self._leases.renew(
+            self._dispatch, [(h.delivery_id, h.deliveries) for h in held]
+        ):
+            lost = next(h for h in held if h.delivery_id == entry_id)
+            self._forget(lost)
+            self._worker.stats.lost_claims += 1
+            log.warning("claim-lost", message_id=lost.message_id, entry_id=entry_id.decode())
+        idle_timeout_s = self._settings.idle_timeout_s
+        for handler in list(self._handlers.values()):
+            silent = not handler.behind and now - handler.last_event_at > idle_timeout_s
+            if handler.outcome is None and silent:
+                error = f"producer silent for more than {idle_timeout_s:g} s"
+                batch.frames.append((handler, [handler.give_up("idle_timeout", error)]))
+        if not self._worker.stopping:
+            await self._take_over(batch)
+        if now >= self._trim_at:
+            self._trim_at = now + TRIM_INTERVAL_S
+            await self._worker.trim_dispatch(self._dispatch)
+
+    async def _take_over(self, batch: Batch) -> None:
+        worker = self._worker
+        want = worker.reserve_capacity()
+        opened = 0
+        try:
+            if want:
+                claimed, self._takeover_cursor = await self._leases.take_over(
+                    self._dispatch, want, self._takeover_cursor
+                )
+                worker.stats.taken_over += len(claimed)
+                opened = await self._open_all(claimed, batch)
+        finally:
+            worker.settle_capacity(want, opened)
+
+    async def _release_held(self) -> None:
+        """Hand unfinished messages back unacked, so a peer takes them over at once."""
+        if not self._handlers:
+            return
+        held = [(h.delivery_id, h.deliveries) for h in self._handlers.values()]
+        await self._leases.release(self._dispatch, held)
+        log.info("released", partition=self._k, messages=len(held))
+        self.drop()
+
+    async def _last_dispatch_id(self) -> bytes:
+        last = await self._redis.xrevrange(self._dispatch, count=1)
+        return bytes(last[0][0]) if last else b"0-0"
