@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "redis://localhost:6379/0", description="Redis to use (redis://, rediss://, unix://)."
     )
+    tls_ca_file: Path | None = Field(None, description="CA bundle to verify a rediss:// server against.")
+    tls_cert_file: Path | None = Field(None, description="Client certificate for rediss:// (mutual TLS).")
+    tls_key_file: Path | None = Field(None, description="Private key of the client certificate.")
     prefix: str = Field("lcstream", description="Key prefix P of every lcstream key and channel.")
     partitions: int = Field(
         1,
@@ -125,6 +128,16 @@ class Settings(BaseSettings):
         if not _NAME_RE.fullmatch(value):
             raise ValueError(f"{value!r} must be 1-64 characters from [A-Za-z0-9._-]")
         return value
+
+    @model_validator(mode="after")
+    def _check_tls_files(self) -> Settings:
+        for name in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name} {path} is not a readable file")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
 
     @model_validator(mode="after")
     def _check_block_below_socket_timeout(self) -> Settings:

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
 
 from streams.backoff import retry_transient
 from streams.errors import LcstreamError
@@ -34,6 +35,10 @@ _DUPLICATE_ID = "equal or smaller than the target stream top item"
 
 class ProducerClosedError(LcstreamError):
     """`send()` after `aclose()`."""
+
+
+class MessageExpiredError(LcstreamError):
+    """The message's events stream no longer exists: it ended and its retention passed."""
 
 
 class StreamProducer:
@@ -160,10 +165,16 @@ class StreamProducer:
                     *self._dispatch_fields,
                 )
             else:
-                pipe.xadd(keys.events, {EVENT_FIELD: event_json, TIME_FIELD: time_ms}, id=f"0-{seq}")
+                # NOMKSTREAM: a late write must not recreate a message whose keys expired.
+                fields: dict[FieldT, EncodableT] = {EVENT_FIELD: event_json, TIME_FIELD: time_ms}
+                pipe.xadd(keys.events, fields, id=f"0-{seq}", nomkstream=True)
         for reply in await pipe.execute(raise_on_error=False):
             if isinstance(reply, ResponseError) and _DUPLICATE_ID not in str(reply):
                 raise reply
+            if reply is None:
+                raise MessageExpiredError(
+                    f"events stream of {self.message_id} is gone (ended and expired): event not written"
+                )
 
 
 async def publish_events(

@@ -1,0 +1,96 @@
+"""Operator view of `P:dead`: list dead letters, and re-run a dead-lettered message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from streams.errors import LcstreamError
+from streams.frames import Outcome
+from streams.keys import Keyspace
+
+# KEYS: E(M), O(M), R(M), D(k). ARGV: M. Clears the failed run and announces M again.
+RETRY_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('PERSIST', KEYS[1])
+return redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'retry', '1')
+"""
+
+
+class RetryRefusedError(LcstreamError):
+    """The message can't be re-run (it completed, or its events expired)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One `P:dead` entry."""
+
+    entry_id: str
+    message_id: str
+    reason: str
+    error: str
+    deliveries: int
+    dispatch_id: str
+    time_ms: int | None
+
+
+def _text(fields: dict[bytes, bytes], name: bytes) -> str:
+    return fields.get(name, b"").decode(errors="replace")
+
+
+async def list_dead_letters(
+    redis: Redis, keyspace: Keyspace, *, count: int = 100, message_id: str | None = None
+) -> list[DeadLetter]:
+    """The newest `count` dead letters (of one message, if given), newest first."""
+    letters: list[DeadLetter] = []
+    cursor = "+"
+    while len(letters) < count:
+        page = await redis.xrevrange(keyspace.dead, max=cursor, count=500)
+        for entry_id, fields in page:
+            if message_id is not None and _text(fields, b"m") != message_id:
+                continue
+            time_ms = _text(fields, b"t")
+            letter = DeadLetter(
+                entry_id=entry_id.decode(),
+                message_id=_text(fields, b"m"),
+                reason=_text(fields, b"reason"),
+                error=_text(fields, b"error"),
+                deliveries=int(_text(fields, b"deliveries") or 0),
+                dispatch_id=_text(fields, b"dispatch_id"),
+                time_ms=int(time_ms) if time_ms.isdigit() else None,
+            )
+            letters.append(letter)
+        if len(page) < 500:
+            break
+        cursor = f"({page[-1][0].decode()}"
+    return letters[:count]
+
+
+async def retry_dead_letter(redis: Redis, keyspace: Keyspace, message_id: str) -> str:
+    """Clear M's failed outcome and frames, announce it again; remove its dead letters.
+
+    Returns the new dispatch entry id. The rerun rebuilds from the stored events,
+    so it succeeds where the cause was outside them (a timeout, workers dying)
+    or where the limits changed; frames restart at seq 1.
+
+    Raises:
+        RetryRefusedError: M completed, or its events are gone.
+    """
+    keys = keyspace.message(message_id)
+    raw = await redis.get(keys.result)
+    if raw is not None and Outcome.from_json(raw).status == "completed":
+        raise RetryRefusedError(f"message {message_id} completed; there is nothing to retry")
+    retry = redis.register_script(RETRY_LUA)
+    dispatch_id = await retry(keys=[keys.events, keys.out, keys.result, keys.dispatch], args=[message_id])
+    if not dispatch_id:
+        raise RetryRefusedError(
+            f"events of {message_id} are gone (expired or never written): publish them again"
+        )
+    stale = [
+        d.entry_id for d in await list_dead_letters(redis, keyspace, count=10_000, message_id=message_id)
+    ]
+    if stale:
+        await redis.xdel(keyspace.dead, *stale)
+    return bytes(dispatch_id).decode()
