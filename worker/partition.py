@@ -87,7 +87,9 @@ class Partition:
             if time.monotonic() >= self._upkeep_at:
                 await self._upkeep(batch)
             more_waiting = from_history or (want > 0 and claimed == want)
-            streams: dict[KeyT, StreamIdT] = {key: h.cursor for key, h in self._handlers.items()}
+            streams: dict[KeyT, StreamIdT] = {
+                key: h.cursor for key, h in self._handlers.items() if h.outcome is None
+            }
             if want and not more_waiting and not worker.stopping:
                 streams[self._dispatch] = wake_id
             if not streams and not batch:
@@ -162,16 +164,16 @@ class Partition:
         else:
             counts = {}
         claimed = [Claimed(entry_id, fields, counts.get(entry_id, 1)) for entry_id, fields in entries]
-        return await self._open_all(claimed, batch)
+        return await self._open_all(claimed, batch, taken_over=False)
 
-    async def _open_all(self, claimed: list[Claimed], batch: Batch) -> int:
+    async def _open_all(self, claimed: list[Claimed], batch: Batch, *, taken_over: bool) -> int:
         """Open handlers for claimed entries; reject what names no usable message. Returns how many opened."""
         rejected: list[tuple[bytes, str, str, str]] = []
         duplicates: list[bytes] = []
         worn_out: list[MessageHandler] = []
         opened = 0
         for claim in claimed:
-            handler = self._open(claim, rejected)
+            handler = self._open(claim, rejected, taken_over=taken_over)
             if handler is None:
                 continue
             key = handler.keys.events.encode()
@@ -182,7 +184,7 @@ class Partition:
             opened += 1
             if claim.deliveries > self._settings.max_deliveries:
                 worn_out.append(handler)
-            elif claim.deliveries == 1:
+            elif claim.deliveries == 1 and not taken_over:
                 batch.started.append(handler)
         if rejected:
             await self._worker.publisher.reject(self._dispatch, rejected)
@@ -193,7 +195,9 @@ class Partition:
             await self._give_up_delivered_too_often(handler, batch)
         return opened
 
-    def _open(self, claim: Claimed, rejected: list[tuple[bytes, str, str, str]]) -> MessageHandler | None:
+    def _open(
+        self, claim: Claimed, rejected: list[tuple[bytes, str, str, str]], *, taken_over: bool
+    ) -> MessageHandler | None:
         worker = self._worker
         entry_id = claim.entry_id.decode()
         raw_id = claim.fields.get(b"m", b"").decode(errors="replace")
@@ -209,7 +213,7 @@ class Partition:
             rejected.append((claim.entry_id, raw_id, "wrong_partition", error))
             log.error("dead-lettered", message_id=raw_id, entry_id=entry_id, reason="wrong_partition")
             return None
-        verb = "claimed" if claim.deliveries == 1 else "taken-over"
+        verb = "taken-over" if taken_over else "claimed"
         log.info(verb, message_id=raw_id, entry_id=entry_id, deliveries=claim.deliveries)
         handler = MessageHandler.from_dispatch(
             keys, claim.entry_id, claim.fields,
@@ -265,7 +269,7 @@ class Partition:
                     self._dispatch, want, self._takeover_cursor
                 )
                 worker.stats.taken_over += len(claimed)
-                opened = await self._open_all(claimed, batch)
+                opened = await self._open_all(claimed, batch, taken_over=True)
         finally:
             worker.settle_capacity(want, opened)
 
