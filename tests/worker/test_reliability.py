@@ -121,7 +121,7 @@ async def test_too_many_events_is_poison(real_redis: Redis) -> None:
 
 
 async def test_silent_producer_fails_with_idle_timeout(real_redis: Redis) -> None:
-    worker = Worker(real_redis, settings_for(idle_timeout_s=1))
+    worker = Worker(real_redis, settings_for(idle_timeout_s=2))
     task = asyncio.create_task(worker.run())
     try:
         async with StreamProducer(real_redis, "silent-1") as producer:
@@ -140,7 +140,7 @@ async def test_silent_producer_fails_with_idle_timeout(real_redis: Redis) -> Non
     outcome = await read_outcome(real_redis, "silent-1")
     assert outcome is not None and outcome.error is not None
     assert outcome.error["code"] == "idle_timeout"
-    assert 1.0 <= took_s < 3.0
+    assert 2.0 <= took_s < 4.0
     frames = await read_frames(real_redis, "silent-1")
     oracle = await in_process_oracle([*PLAIN["events"][:6], {"event": "error", "message": "x"}], "silent-1")
     assert [f.data for f in frames if f.kind is FrameKind.TEXT] == oracle["text_deltas"]
