@@ -8,6 +8,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+from redis.exceptions import (
+    AuthenticationError,
+    ExecAbortError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -15,11 +22,23 @@ from streams.errors import RedisUnavailableError
 
 T = TypeVar("T")
 
+# Faults that pass: a lost or stalled connection, a restart still loading, a failover (a replica that
+# is read-only for now), memory full under `noeviction` until retention frees it. A wrong password
+# is not among them: it is a ConnectionError in redis-py but retrying can't fix it.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     OSError,
+    OutOfMemoryError,
+    ExecAbortError,
+    ReadOnlyError,
+    TryAgainError,
 )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying with back-off can fix `exc`."""
+    return isinstance(exc, TRANSIENT_ERRORS) and not isinstance(exc, AuthenticationError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +76,8 @@ async def retry_transient(
         try:
             return await operation()
         except TRANSIENT_ERRORS as exc:
+            if not is_transient(exc):
+                raise
             delay_s = next(delays)
             if give_up_at is not None and loop.time() + delay_s > give_up_at:
                 raise RedisUnavailableError(f"{what}: Redis unavailable: {exc}") from exc

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from config import Settings, redact_url
-from streams.backoff import TRANSIENT_ERRORS, Backoff
+from streams.backoff import Backoff, is_transient
 from streams.events import EventLimits
 from streams.keys import Keyspace
 from worker.partition import Partition
@@ -114,7 +114,13 @@ class Worker:
             try:
                 await partition.serve(until_idle)
                 return
-            except TRANSIENT_ERRORS as exc:
+            except (RedisError, OSError) as exc:
+                if "NOGROUP" in str(exc):
+                    # D(k) or the group was deleted (a flush, an operator): recreate it and go on.
+                    log.warning("group-recreated", partition=k, error=str(exc))
+                    await self._ensure_groups()
+                elif not is_transient(exc):
+                    raise
                 delay_s = next(delays)
                 log.warning("redis-unavailable", partition=k, error=str(exc), retry_in_s=round(delay_s, 3))
             finally:

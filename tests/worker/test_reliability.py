@@ -315,3 +315,23 @@ async def test_trim_dispatch_keeps_pending_and_undelivered_entries(real_redis: R
     assert ids[300] in remaining  # still pending
     assert len(remaining) < 500 and len(remaining) >= 200  # trimmed, undelivered 100 kept
     assert set(remaining) >= {entry_id for entry_id, _ in (await real_redis.xrange(DISPATCH))[-100:]}
+
+
+async def test_a_deleted_dispatch_stream_and_group_are_recreated(real_redis: Redis) -> None:
+    worker = Worker(real_redis, settings_for())
+    task = asyncio.create_task(worker.run())
+    try:
+        await publish_events(real_redis, PLAIN["events"], message_id="before")
+
+        async def finished(message_id: str) -> bool:
+            return await read_outcome(real_redis, message_id) is not None
+
+        await wait_for(lambda: finished("before"), timeout_s=10, what="the first outcome")
+        await real_redis.delete(DISPATCH)  # an operator's mistake: the group goes with it
+        await publish_events(real_redis, PLAIN["events"], message_id="after")
+        await wait_for(lambda: finished("after"), timeout_s=10, what="the outcome after the group was lost")
+    finally:
+        worker.stop()
+        await task
+    groups = await real_redis.xinfo_groups(DISPATCH)
+    assert [g["name"] for g in groups] == [b"workers"]
