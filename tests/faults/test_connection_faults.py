@@ -51,7 +51,7 @@ async def test_client_kill_of_every_connection_while_streaming(
     kills = 0
     while not streams.done():
         # Every other client: the worker's pool, its blocked XREAD, and the producers'.
-        kills += int(await killer.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"))
+        kills += int(await killer.client_kill_filter(_type="normal", skipme=True))
         await asyncio.wait({streams}, timeout=0.3)
     await streams
     assert kills >= 5
