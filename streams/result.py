@@ -1,0 +1,69 @@
+"""`result()`: wait for a message's outcome from anywhere and return its `AIMessage`."""
+
+from __future__ import annotations
+
+import time
+
+from langchain_core.messages import AIMessage, messages_from_dict
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from streams.errors import MessageFailedError
+from streams.frames import TERMINAL_KINDS, Frame, Outcome
+from streams.keys import Keyspace
+from streams.reader import read_outcome
+
+
+async def result(
+    redis: Redis,
+    message_id: str,
+    timeout_s: float | None = None,
+    *,
+    keyspace: Keyspace | None = None,
+    poll_s: float = 1.0,
+) -> AIMessage:
+    """The assembled `AIMessage` of M, waiting up to `timeout_s` (None: as long as it takes).
+
+    Raises:
+        MessageFailedError: the message ended failed (its code and message).
+        TimeoutError: no outcome within `timeout_s`.
+    """
+    keys = (keyspace or Keyspace()).message(message_id)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    pubsub = redis.pubsub()
+    try:
+        await pubsub.subscribe(keys.live)  # before the first read, so the end can't slip between
+        while True:
+            outcome = await read_outcome(redis, message_id, keyspace)
+            if outcome is not None:
+                return _message_of(message_id, outcome)
+            await _until_terminal_frame(pubsub, poll_s, deadline, message_id, timeout_s)
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def _until_terminal_frame(
+    pubsub: PubSub, poll_s: float, deadline: float | None, message_id: str, timeout_s: float | None
+) -> None:
+    """Return when a terminal frame was published, or after `poll_s` (a missed publish is
+    caught by the caller's next read of `R(M)`)."""
+    poll_ends = time.monotonic() + poll_s
+    while True:
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            raise TimeoutError(f"no outcome for {message_id} within {timeout_s} s")
+        ends = poll_ends if deadline is None else min(poll_ends, deadline)
+        if now >= ends:
+            return
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=ends - now)
+        if message is not None and Frame.from_live(message["data"]).kind in TERMINAL_KINDS:
+            return
+
+
+def _message_of(message_id: str, outcome: Outcome) -> AIMessage:
+    if outcome.error is not None:
+        raise MessageFailedError(message_id, outcome.error["message"], outcome.error["code"])
+    assert outcome.message is not None
+    message = messages_from_dict([outcome.message])[0]
+    assert isinstance(message, AIMessage)
+    return message
