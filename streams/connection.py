@@ -21,12 +21,19 @@ def connect(
 ) -> Redis:
     """A client for `url`; replies stay bytes (the codec decodes), blocking reads stay below the timeout.
 
-    For `rediss://` the server certificate is verified against `ca_file` (else
-    the system store); `cert_file`/`key_file` present a client certificate.
+    For `rediss://` the server certificate and host name are verified against
+    `ca_file` (else the system store); `cert_file`/`key_file` present a client
+    certificate.
     """
     tls: dict[str, Any] = {}
     if url.startswith("rediss://"):
-        tls = {"ssl_cert_reqs": "required", "ssl_ca_certs": str(ca_file) if ca_file else None}
+        # redis-py leaves host name checking off by default: without it any certificate the CA
+        # (or, with the system store, any public CA) signed for any host would be accepted.
+        tls = {
+            "ssl_cert_reqs": "required",
+            "ssl_check_hostname": True,
+            "ssl_ca_certs": str(ca_file) if ca_file else None,
+        }
         if cert_file is not None:
             tls |= {"ssl_certfile": str(cert_file), "ssl_keyfile": str(key_file) if key_file else None}
     client: Redis = Redis.from_url(

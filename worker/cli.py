@@ -15,6 +15,7 @@ import orjson
 import typer
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, NoPermissionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
@@ -66,6 +67,9 @@ def _with_redis(settings: Settings, work: Callable[[Redis, Keyspace], Awaitable[
 
     try:
         return asyncio.run(main())
+    except (AuthenticationError, NoPermissionError) as exc:
+        err.print(f"[red]Redis at {redact_url(settings.redis_url)} refused:[/red] {exc} (check the ACL user)")
+        raise typer.Exit(EXIT_UNAVAILABLE) from None
     except (RedisConnectionError, RedisTimeoutError, RedisUnavailableError) as exc:
         err.print(f"[red]cannot reach Redis at {redact_url(settings.redis_url)}:[/red] {exc}")
         raise typer.Exit(EXIT_UNAVAILABLE) from None
@@ -188,7 +192,8 @@ def result(
     config: ConfigOption = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Print the stored outcome JSON of a message; exit 1 if it failed, 4 if it has none."""
+    """Print the stored outcome JSON of a message; exit 1 if it failed, 4 if it has none, 3 if Redis
+    is unreachable or refuses."""
     settings = _settings(config, redis_url=redis_url)
 
     try:

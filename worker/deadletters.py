@@ -88,9 +88,10 @@ async def retry_dead_letter(redis: Redis, keyspace: Keyspace, message_id: str) -
         raise RetryRefusedError(
             f"events of {message_id} are gone (expired or never written): publish them again"
         )
-    stale = [
-        d.entry_id for d in await list_dead_letters(redis, keyspace, count=10_000, message_id=message_id)
-    ]
+    announced = bytes(dispatch_id).decode()
+    # A worker may already have dead-lettered the rerun: keep letters of the new dispatch entry.
+    letters = await list_dead_letters(redis, keyspace, count=10_000, message_id=message_id)
+    stale = [d.entry_id for d in letters if d.dispatch_id != announced]
     if stale:
         await redis.xdel(keyspace.dead, *stale)
-    return bytes(dispatch_id).decode()
+    return announced

@@ -82,7 +82,9 @@ class Partition:
                 finally:
                     worker.settle_capacity(want, claimed)
                 read_history, from_history = from_history, from_history and claimed == want
-                if until_idle and not read_history and want and not claimed and not self._handlers:
+                idle = until_idle and not read_history and want and not claimed and not self._handlers
+                # Idle also means nothing abandoned (or handed back) waits to be taken over.
+                if idle and not await self._take_over(batch):
                     return
             if time.monotonic() >= self._upkeep_at:
                 await self._upkeep(batch)
@@ -259,7 +261,8 @@ class Partition:
             self._trim_at = now + TRIM_INTERVAL_S
             await self._worker.trim_dispatch(self._dispatch)
 
-    async def _take_over(self, batch: Batch) -> None:
+    async def _take_over(self, batch: Batch) -> int:
+        """Open entries idle past the takeover time, as capacity allows; return how many."""
         worker = self._worker
         want = worker.reserve_capacity()
         opened = 0
@@ -272,6 +275,7 @@ class Partition:
                 opened = await self._open_all(claimed, batch, taken_over=True)
         finally:
             worker.settle_capacity(want, opened)
+        return opened
 
     async def _release_held(self) -> None:
         """Hand unfinished messages back unacked, so a peer takes them over at once."""

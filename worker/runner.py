@@ -134,8 +134,11 @@ class Worker:
 
     def reserve_capacity(self) -> int:
         """Room for new messages, reserved until `settle_capacity`."""
-        room = self.settings.max_open_messages - self._open_count - self._reserved
-        want = max(0, min(self.settings.read_count, room))
+        settings = self.settings
+        room = settings.max_open_messages - self._open_count - self._reserved
+        # A fair share per claim, so one partition's claim in flight can't starve the others.
+        share = max(1, settings.max_open_messages // settings.partitions)
+        want = max(0, min(settings.read_count, room, share))
         self._reserved += want
         return want
 

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import conformance_cases, free_port
+from tests.integration.processes import run_lcstream
 
-LCSTREAM = str(Path(sys.executable).with_name("lcstream"))
 CASES = {c["name"]: c for c in conformance_cases()}
-
-
-def run(*args: str, env: dict[str, str], timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LCSTREAM, *args], env=env, capture_output=True, text=True, timeout=timeout_s)
+run = run_lcstream
 
 
 def test_demo_runs_with_no_redis_server(worker_env: dict[str, str]) -> None:
@@ -83,3 +79,11 @@ def test_result_rejects_an_invalid_message_id(worker_env: dict[str, str]) -> Non
     done = run("result", "bad{id}", env=worker_env)
     assert done.returncode == 2
     assert "invalid message id" in done.stderr
+
+
+def test_a_wrong_password_exits_3_without_a_traceback(worker_env: dict[str, str], redis_server: Any) -> None:
+    url = f"redis://nobody:s3cr3t-pw@127.0.0.1:{redis_server.port}/0"
+    done = run("result", "x", env={**worker_env, "LCSTREAM_REDIS_URL": url})
+    assert done.returncode == 3
+    assert "refused" in done.stderr and "Traceback" not in done.stderr
+    assert "s3cr3t-pw" not in done.stderr + done.stdout

@@ -335,3 +335,31 @@ async def test_a_deleted_dispatch_stream_and_group_are_recreated(real_redis: Red
         await task
     groups = await real_redis.xinfo_groups(DISPATCH)
     assert [g["name"] for g in groups] == [b"workers"]
+
+
+async def test_burst_mode_takes_over_handed_back_messages_in_every_partition(real_redis: Redis) -> None:
+    keyspace = Keyspace(partitions=4)
+    ids = [f"handed-{i}" for i in range(8)]
+    producers = [StreamProducer(real_redis, m, keyspace=keyspace) for m in ids]
+    for producer in producers:
+        for event in PLAIN["events"][:5]:
+            await producer.send(event)
+        await producer.flush()
+    first = Worker(real_redis, settings_for(partitions=4, grace_period_s=0.1))
+    task = asyncio.create_task(first.run())
+
+    async def all_held() -> bool:
+        return first.open_messages == len(ids)
+
+    await wait_for(all_held, timeout_s=10, what="the first worker to hold every message")
+    first.stop()
+    await task
+    for producer in producers:
+        for event in PLAIN["events"][5:]:
+            await producer.send(event)
+        await producer.aclose()
+    second = await run_burst(real_redis, consumer="second", partitions=4, takeover_after_ms=60_000)
+    assert second.stats.taken_over == len(ids)
+    for message_id in ids:
+        outcome = await read_outcome(real_redis, message_id, keyspace)
+        assert outcome is not None and outcome.message == PLAIN["expected"]["output"]
