@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format pytest redis-server bench clean
+.PHONY: install demo test lint format pytest faults redis-server bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "lcstream needs Python >= 3.11"'
@@ -36,6 +36,10 @@ format: install
 
 pytest: install redis-server
 	$(BIN)/pytest
+
+## The fault-injection acceptance tests alone (kill -9, SIGSTOP, SIGTERM, Redis restarts); `make test` runs them too.
+faults: install redis-server
+	$(BIN)/pytest tests/faults
 
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \
