@@ -48,7 +48,9 @@ class Partition:
         self._dispatch = worker.keyspace.dispatch(k)
         self._dispatch_key = self._dispatch.encode()
         self._handlers: dict[bytes, MessageHandler] = {}  # by events key
+        worker.held[k] = self._handlers  # the worker's open count is derived from these
         self._takeover_cursor = b"0-0"
+        self._history_cursor = b"0-0"  # where re-reading our own pending entries goes on
         self._upkeep_at = 0.0
         self._trim_at = time.monotonic() + TRIM_INTERVAL_S
         takeover_s = self._settings.takeover_after_ms / 1000
@@ -56,8 +58,8 @@ class Partition:
 
     def drop(self) -> None:
         """Forget held messages without acking: their pending entries bring them back."""
-        self._worker.release_capacity(len(self._handlers))
         self._handlers.clear()
+        self._worker.capacity_freed()
 
     async def serve(self, until_idle: bool) -> None:
         """Run rounds until stopped (after the grace period) or, with `until_idle`, until idle."""
@@ -67,7 +69,7 @@ class Partition:
         grace_ends_at: float | None = None
         while True:
             batch = Batch()
-            want = claimed = 0
+            want = read = 0
             if worker.stopping:
                 if grace_ends_at is None:
                     grace_ends_at = time.monotonic() + settings.grace_period_s
@@ -78,17 +80,17 @@ class Partition:
                 want = worker.reserve_capacity()
                 try:
                     if want:
-                        claimed = await self._claim(want, from_history, batch)
+                        read = await self._claim(want, from_history, batch)
                 finally:
-                    worker.settle_capacity(want, claimed)
-                read_history, from_history = from_history, from_history and claimed == want
-                idle = until_idle and not read_history and want and not claimed and not self._handlers
+                    worker.settle_capacity(want)
+                read_history, from_history = from_history, from_history and read == want
+                idle = until_idle and not read_history and want and not read and not self._handlers
                 # Idle also means nothing abandoned (or handed back) waits to be taken over.
                 if idle and not await self._take_over(batch):
                     return
             if time.monotonic() >= self._upkeep_at:
                 await self._upkeep(batch)
-            more_waiting = from_history or (want > 0 and claimed == want)
+            more_waiting = from_history or (want > 0 and read == want)
             streams: dict[KeyT, StreamIdT] = {
                 key: h.cursor for key, h in self._handlers.items() if h.outcome is None
             }
@@ -146,27 +148,33 @@ class Partition:
 
     def _forget(self, handler: MessageHandler) -> None:
         if self._handlers.pop(handler.keys.events.encode(), None) is not None:
-            self._worker.release_capacity(1)
+            self._worker.capacity_freed()
 
     # -- claiming ------------------------------------------------------------
 
     async def _claim(self, want: int, from_history: bool, batch: Batch) -> int:
+        """Claim up to `want` entries (new ones, or this consumer's own pending ones); return how
+        many entries the read returned."""
         settings = self._settings
+        start = self._history_cursor if from_history else b">"
         reply = await self._redis.xreadgroup(
-            settings.group, settings.consumer, {self._dispatch: "0" if from_history else ">"}, count=want
+            settings.group, settings.consumer, {self._dispatch: start}, count=want
         )
         entries = [(entry_id, fields) for _, stream in reply or () for entry_id, fields in stream]
         if from_history:
+            if entries:
+                self._history_cursor = entries[-1][0]
             # Our own pending entries: deleted ones come back without fields; ack them.
             gone = [entry_id for entry_id, fields in entries if not fields]
             if gone:
                 await self._redis.xack(self._dispatch, settings.group, *gone)
-            entries = [(entry_id, fields) for entry_id, fields in entries if fields]
-            counts = await self._leases.delivery_counts(self._dispatch, [e for e, _ in entries])
+            live = [(entry_id, fields) for entry_id, fields in entries if fields]
+            counts = await self._leases.delivery_counts(self._dispatch, [e for e, _ in live])
         else:
-            counts = {}
-        claimed = [Claimed(entry_id, fields, counts.get(entry_id, 1)) for entry_id, fields in entries]
-        return await self._open_all(claimed, batch, taken_over=False)
+            live, counts = entries, {}
+        claimed = [Claimed(entry_id, fields, counts.get(entry_id, 1)) for entry_id, fields in live]
+        await self._open_all(claimed, batch, taken_over=False)
+        return len(entries)
 
     async def _open_all(self, claimed: list[Claimed], batch: Batch, *, taken_over: bool) -> int:
         """Open handlers for claimed entries; reject what names no usable message. Returns how many opened."""
@@ -179,9 +187,10 @@ class Partition:
             if handler is None:
                 continue
             key = handler.keys.events.encode()
-            if key in self._handlers:
-                duplicates.append(claim.entry_id)  # a second announcement of a message we hold
-                continue
+            if (held := self._handlers.get(key)) is not None:
+                if held.delivery_id != claim.entry_id:
+                    duplicates.append(claim.entry_id)  # a second announcement of a message we hold
+                continue  # else our own entry again (a takeover of a lease we were late to renew)
             self._handlers[key] = handler
             opened += 1
             if claim.deliveries > self._settings.max_deliveries:
@@ -274,7 +283,7 @@ class Partition:
                 worker.stats.taken_over += len(claimed)
                 opened = await self._open_all(claimed, batch, taken_over=True)
         finally:
-            worker.settle_capacity(want, opened)
+            worker.settle_capacity(want)
         return opened
 
     async def _release_held(self) -> None:

@@ -21,6 +21,7 @@ from config import Settings, redact_url
 from streams.backoff import Backoff, is_transient
 from streams.events import EventLimits
 from streams.keys import Keyspace
+from worker.handler import MessageHandler
 from worker.partition import Partition
 from worker.publisher import FramePublisher
 from worker.takeover import Leases
@@ -57,7 +58,7 @@ class Worker:
             takeover_after_ms=settings.takeover_after_ms,
         )  # fmt: skip
         self.stats = WorkerStats()
-        self._open_count = 0
+        self.held: dict[int, dict[bytes, MessageHandler]] = {}  # each partition's open messages
         self._reserved = 0
         self._capacity_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -65,7 +66,7 @@ class Worker:
     @property
     def open_messages(self) -> int:
         """Messages this worker holds now."""
-        return self._open_count
+        return sum(len(handlers) for handlers in self.held.values())
 
     @property
     def stopping(self) -> bool:
@@ -75,7 +76,9 @@ class Worker:
     def stop(self) -> None:
         """Stop taking work; open messages get the grace period to finish. Safe from a signal handler."""
         if not self._stopping.is_set():
-            log.info("stopping", open_messages=self._open_count, grace_period_s=self.settings.grace_period_s)
+            log.info(
+                "stopping", open_messages=self.open_messages, grace_period_s=self.settings.grace_period_s
+            )
         self._stopping.set()
         self._capacity_freed.set()
 
@@ -135,23 +138,20 @@ class Worker:
     def reserve_capacity(self) -> int:
         """Room for new messages, reserved until `settle_capacity`."""
         settings = self.settings
-        room = settings.max_open_messages - self._open_count - self._reserved
+        room = settings.max_open_messages - self.open_messages - self._reserved
         # A fair share per claim, so one partition's claim in flight can't starve the others.
         share = max(1, settings.max_open_messages // settings.partitions)
         want = max(0, min(settings.read_count, room, share))
         self._reserved += want
         return want
 
-    def settle_capacity(self, reserved: int, opened: int) -> None:
-        """Turn a reservation into `opened` held messages."""
+    def settle_capacity(self, reserved: int) -> None:
+        """End a reservation: what it opened is counted in `held` by now."""
         self._reserved -= reserved
-        self._open_count += opened
 
-    def release_capacity(self, count: int) -> None:
-        """`count` held messages ended or were dropped."""
-        if count:
-            self._open_count -= count
-            self._capacity_freed.set()
+    def capacity_freed(self) -> None:
+        """Held messages ended or were dropped: wake partitions waiting for room."""
+        self._capacity_freed.set()
 
     async def wait_for_capacity(self) -> None:
         """Wait until a message is released (or `block_ms` passes)."""

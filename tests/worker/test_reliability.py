@@ -363,3 +363,18 @@ async def test_burst_mode_takes_over_handed_back_messages_in_every_partition(rea
     for message_id in ids:
         outcome = await read_outcome(real_redis, message_id, keyspace)
         assert outcome is not None and outcome.message == PLAIN["expected"]["output"]
+
+
+async def test_restart_re_reads_more_own_pending_entries_than_one_read_returns(real_redis: Redis) -> None:
+    ids = [f"pending-{i}" for i in range(7)]
+    for message_id in ids:
+        await publish_events(real_redis, PLAIN["events"], message_id=message_id)
+    await real_redis.xgroup_create(DISPATCH, "workers", id="0")
+    # A previous run of this consumer claimed them all, then died.
+    await real_redis.xreadgroup("workers", "test-worker", {DISPATCH: ">"})
+    worker = await run_burst(real_redis, read_count=2, takeover_after_ms=60_000)
+    assert worker.stats.completed == len(ids)
+    assert worker.stats.lost_claims == 0
+    for message_id in ids:
+        outcome = await read_outcome(real_redis, message_id)
+        assert outcome is not None and outcome.message == PLAIN["expected"]["output"]

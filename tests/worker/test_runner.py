@@ -179,8 +179,8 @@ async def test_backpressure_holds_at_most_max_open_messages(any_redis: Redis) ->
     seen: list[int] = []
     settle = worker.settle_capacity
 
-    def recording_settle(reserved: int, opened: int) -> None:
-        settle(reserved, opened)
+    def recording_settle(reserved: int) -> None:
+        settle(reserved)
         seen.append(worker.open_messages)
 
     worker.settle_capacity = recording_settle  # type: ignore[method-assign]
