@@ -3,33 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import orjson
 import typer
-from pydantic import ValidationError
-from redis.asyncio import Redis
-from redis.exceptions import AuthenticationError, NoPermissionError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
-from rich.table import Table
 
-from config import Settings, load_settings, redact_url
+from config import Settings, redact_url
 from streams.connection import connect_with
-from streams.errors import EventDecodeError, LcstreamError, RedisUnavailableError
+from streams.errors import EventDecodeError, LcstreamError
 from streams.events import EventLimits, decode_event, encode_event
-from streams.keys import Keyspace
 from streams.ordering import EventOrder
 from streams.producer import publish_events
 from streams.reader import read_outcome
-from worker.deadletters import list_dead_letters, retry_dead_letter
+from worker.cli_support import (
+    EXIT_ABSENT,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    ConfigOption,
+    RedisUrlOption,
+    err,
+    settings_or_exit,
+    with_redis,
+)
+from worker.dead_cli import dead_app
 from worker.logs import configure_logging
 from worker.runner import Worker
 
@@ -38,49 +38,7 @@ app = typer.Typer(
     add_completion=False,
     help="Carry LangChain chat-model streams through Redis Streams.",
 )
-err = Console(stderr=True)
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="TOML settings file (env LCSTREAM_* wins over it).")
-]
-RedisUrlOption = Annotated[
-    str | None, typer.Option("--redis-url", help="Redis URL (default: LCSTREAM_REDIS_URL).")
-]
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
-EXIT_ABSENT = 4
-
-T = TypeVar("T")
-
-
-def _with_redis(settings: Settings, work: Callable[[Redis, Keyspace], Awaitable[T]]) -> T:
-    """Run `work` on a fresh client of the configured Redis; a connection failure exits 3."""
-
-    async def main() -> T:
-        redis = connect_with(settings)
-        try:
-            return await work(redis, Keyspace(settings.prefix, settings.partitions))
-        finally:
-            await redis.aclose()
-
-    try:
-        return asyncio.run(main())
-    except (AuthenticationError, NoPermissionError) as exc:
-        err.print(f"[red]Redis at {redact_url(settings.redis_url)} refused:[/red] {exc} (check the ACL user)")
-        raise typer.Exit(EXIT_UNAVAILABLE) from None
-    except (RedisConnectionError, RedisTimeoutError, RedisUnavailableError) as exc:
-        err.print(f"[red]cannot reach Redis at {redact_url(settings.redis_url)}:[/red] {exc}")
-        raise typer.Exit(EXIT_UNAVAILABLE) from None
-
-
-def _settings(config: Path | None, **overrides: Any) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except (ValidationError, FileNotFoundError) as exc:
-        err.print(f"[red]invalid settings:[/red] {exc}")
-        raise typer.Exit(EXIT_USAGE) from None
+app.add_typer(dead_app, name="dead")
 
 
 @app.command()
@@ -90,7 +48,7 @@ def worker(
     burst: Annotated[bool, typer.Option(help="Exit once no message is open or waiting.")] = False,
 ) -> None:
     """Run a stream worker until SIGINT/SIGTERM (or until idle with --burst)."""
-    settings = _settings(config, redis_url=redis_url)
+    settings = settings_or_exit(config, redis_url=redis_url)
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_run_worker(settings, burst))
 
@@ -121,7 +79,7 @@ def demo(
     console = Console()
 
     async def main(url: str) -> int:
-        settings = _settings(
+        settings = settings_or_exit(
             None, redis_url=url, prefix="lcstream-demo", consumer="demo-worker", block_ms=100
         )
         return await run_demo(settings, messages=messages, pace_s=pace_ms / 1000, console=console)
@@ -146,11 +104,11 @@ def publish(
     redis_url: RedisUrlOption = None,
 ) -> None:
     """Publish one message's events from a JSONL file and announce it; print its message id."""
-    settings = _settings(config, redis_url=redis_url)
+    settings = settings_or_exit(config, redis_url=redis_url)
     events = _read_events(file, settings)
 
     try:
-        message = _with_redis(
+        message = with_redis(
             settings,
             lambda redis, keyspace: publish_events(redis, events, message_id=message_id, keyspace=keyspace),
         )
@@ -194,10 +152,10 @@ def result(
 ) -> None:
     """Print the stored outcome JSON of a message; exit 1 if it failed, 4 if it has none, 3 if Redis
     is unreachable or refuses."""
-    settings = _settings(config, redis_url=redis_url)
+    settings = settings_or_exit(config, redis_url=redis_url)
 
     try:
-        outcome = _with_redis(settings, lambda redis, keyspace: read_outcome(redis, message_id, keyspace))
+        outcome = with_redis(settings, lambda redis, keyspace: read_outcome(redis, message_id, keyspace))
     except LcstreamError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from None
@@ -208,59 +166,3 @@ def result(
     sys.stdout.buffer.write(orjson.dumps(orjson.loads(raw), option=orjson.OPT_INDENT_2) + b"\n")
     if orjson.loads(raw)["status"] != "completed":
         raise typer.Exit(EXIT_FAILED)
-
-
-dead_app = typer.Typer(
-    no_args_is_help=True,
-    help="Dead letters: messages failed for bad input, a silent producer, or too many deliveries.",
-)
-app.add_typer(dead_app, name="dead")
-
-
-@dead_app.command("list")
-def dead_list(
-    count: Annotated[int, typer.Option(min=1, help="Newest entries to show.")] = 50,
-    message_id: Annotated[str | None, typer.Option(help="Only this message's dead letters.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    config: ConfigOption = None,
-    redis_url: RedisUrlOption = None,
-) -> None:
-    """List dead letters, newest first."""
-    settings = _settings(config, redis_url=redis_url)
-    letters = _with_redis(
-        settings,
-        lambda redis, keyspace: list_dead_letters(redis, keyspace, count=count, message_id=message_id),
-    )
-    if as_json:
-        for letter in letters:
-            typer.echo(orjson.dumps(dataclasses.asdict(letter)).decode())
-        return
-    table = Table(title=f"{len(letters)} dead letters (newest first)")
-    for column in ("message", "reason", "deliveries", "when (UTC)", "error"):
-        table.add_column(column, overflow="fold")
-    for letter in letters:
-        when = (
-            datetime.fromtimestamp(letter.time_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-            if letter.time_ms
-            else "?"
-        )
-        table.add_row(letter.message_id, letter.reason, str(letter.deliveries), when, letter.error)
-    Console().print(table)
-
-
-@dead_app.command("retry")
-def dead_retry(
-    message_id: Annotated[str, typer.Argument(help="The dead-lettered message to run again.")],
-    config: ConfigOption = None,
-    redis_url: RedisUrlOption = None,
-) -> None:
-    """Clear a failed message's outcome and frames and announce it again (frames restart at seq 1)."""
-    settings = _settings(config, redis_url=redis_url)
-    try:
-        dispatch_id = _with_redis(
-            settings, lambda redis, keyspace: retry_dead_letter(redis, keyspace, message_id)
-        )
-    except LcstreamError as exc:
-        err.print(f"[red]retry refused:[/red] {exc}")
-        raise typer.Exit(EXIT_FAILED) from None
-    typer.echo(f"{message_id} announced again as dispatch entry {dispatch_id}")
