@@ -30,6 +30,7 @@ from worker.cli_support import (
     with_redis,
 )
 from worker.dead_cli import dead_app
+from worker.inspect_cli import export, replay, stats, tail
 from worker.logs import configure_logging
 from worker.runner import Worker
 
@@ -39,6 +40,8 @@ app = typer.Typer(
     help="Carry LangChain chat-model streams through Redis Streams.",
 )
 app.add_typer(dead_app, name="dead")
+for command in (tail, replay, export, stats):
+    app.command()(command)
 
 
 @app.command()
