@@ -22,20 +22,38 @@ def publish(case_name: str, env: dict[str, str], tmp_path: Path, *args: str) -> 
     return done.stdout.strip()
 
 
-def test_export_then_publish_round_trips_a_message(worker_env: dict[str, str], tmp_path: Path) -> None:
+def test_export_flush_publish_reproduces_the_identical_outcome(
+    worker_env: dict[str, str], tmp_path: Path
+) -> None:
     case = CASES["parallel_tool_calls"]
     publish("parallel_tool_calls", worker_env, tmp_path)
+    assert run("worker", "--burst", env=worker_env).returncode == 0
+    original = run("result", case["message_id"], env=worker_env).stdout
     exported = run("export", case["message_id"], env=worker_env)
     assert exported.returncode == 0, exported.stderr
     assert [json.loads(line) for line in exported.stdout.splitlines()] == case["events"]
     archive = tmp_path / "archive.jsonl"
     archive.write_text(exported.stdout)
-    assert run("publish", str(archive), "--message-id", "restored-1", env=worker_env).returncode == 0
+
+    with redis.Redis.from_url(worker_env["LCSTREAM_REDIS_URL"]) as client:
+        client.flushdb()  # the message is gone from Redis; only the archive is left
+    assert run("publish", str(archive), env=worker_env).returncode == 0
     assert run("worker", "--burst", env=worker_env).returncode == 0
-    restored = run("result", "restored-1", env=worker_env)
+    restored = run("result", case["message_id"], env=worker_env)
+    assert restored.returncode == 0
+    assert restored.stdout == original
     assert json.loads(restored.stdout) == {"status": "completed", "message": case["expected"]["output"]}
     missing = run("export", "never-published", env=worker_env)
     assert (missing.returncode, missing.stdout) == (4, "")
+
+
+def test_replay_diff_agrees_on_every_conformance_message(worker_env: dict[str, str], tmp_path: Path) -> None:
+    for name in CASES:
+        publish(name, worker_env, tmp_path)
+    assert run("worker", "--burst", env=worker_env).returncode == 0
+    for case in CASES.values():
+        done = run("replay", case["message_id"], "--diff", env=worker_env)
+        assert done.returncode == 0, (case["name"], done.stdout, done.stderr)
 
 
 def test_replay_rebuilds_offline_and_diff_catches_a_changed_outcome(
