@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format pytest faults redis-server bench clean
+.PHONY: install demo test lint format pytest faults redis-server chromium bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "lcstream needs Python >= 3.11"'
@@ -23,7 +23,7 @@ demo: install
 	$(BIN)/lcstream demo
 
 ## Lint, types, and every test (unit on fakeredis, integration on a redis-server the tests start).
-test: install redis-server lint pytest
+test: install redis-server chromium lint pytest
 
 lint: install
 	$(BIN)/ruff check .
@@ -34,7 +34,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-pytest: install redis-server
+pytest: install redis-server chromium
 	$(BIN)/pytest
 
 ## The fault-injection acceptance tests alone (kill -9, SIGSTOP, SIGTERM, Redis restarts); `make test` runs them too.
@@ -46,6 +46,14 @@ redis-server:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
 	  else echo "redis-server is missing: run 'sudo apt-get install -y redis-server'" \
 	    "(the tests start their own on a free port; they never use a running one)" >&2; exit 1; fi; }
+
+## The dashboard test drives Debian's Chromium headless (the playwright package never downloads a browser).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y -qq chromium || { apt-get update -qq && apt-get install -y -qq chromium; }; \
+	  else echo "chromium is missing: run 'sudo apt-get install -y chromium'" \
+	    "(the dashboard test drives it headless)" >&2; exit 1; fi; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

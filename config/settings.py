@@ -7,12 +7,13 @@ import re
 import socket
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -22,6 +23,14 @@ _config_file: ContextVar[Path | None] = ContextVar("lcstream_config_file", defau
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _REDIS_SCHEMES = {"redis", "rediss", "unix"}
+MODEL_PATH_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*")
+
+
+def check_model_path(path: str) -> str:
+    """Return `path` if it looks like an import path `module:factory`, else raise ValueError."""
+    if not MODEL_PATH_RE.fullmatch(path):
+        raise ValueError(f"model {path!r} must be an import path 'module:factory'")
+    return path
 
 
 def redact_url(url: str) -> str:
@@ -100,6 +109,24 @@ class Settings(BaseSettings):
     grace_period_s: float = Field(
         30.0, ge=0, description="On SIGTERM, how long open messages may still finish."
     )
+    model: str | None = Field(
+        None, description="Chat model factory 'module:factory' that generation jobs run when they name none."
+    )
+    allowed_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Other factories generation jobs may name (comma-separated); any other is refused.",
+    )
+    job_timeout_s: float = Field(300.0, gt=0, description="Longest a job may run before it is cancelled.")
+    job_max_tries: int = Field(3, ge=1, description="Runs of one job, counting arq's retries after a crash.")
+    max_jobs: int = Field(10, ge=1, description="Jobs one arq worker runs at once.")
+    gateway_client_buffer: int = Field(
+        1000,
+        ge=1,
+        description="Frames the gateway queues for one SSE client before cutting it off as too slow.",
+    )
+    gateway_recent_messages: int = Field(
+        500, ge=1, description="Lifecycle notices the gateway keeps for GET /v1/messages."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="JSON lines when not on a terminal under auto."
@@ -121,6 +148,23 @@ class Settings(BaseSettings):
                 f"redis_url {shown!r} is malformed (percent-encode '/', '?', '#' and '@' in passwords)"
             )
         return value
+
+    @field_validator("allowed_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: comma-separated
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str | None) -> str | None:
+        return None if value is None else check_model_path(value)
+
+    @field_validator("allowed_models")
+    @classmethod
+    def _check_models(cls, value: list[str]) -> list[str]:
+        return [check_model_path(path) for path in value]
 
     @field_validator("prefix", "group", "consumer")
     @classmethod

@@ -80,3 +80,8 @@ class Keyspace:
     def dead(self) -> str:
         """The dead-letter stream."""
         return f"{self.prefix}:dead"
+
+    @property
+    def job_queue(self) -> str:
+        """The arq queue of generation jobs (arq names its own per-job keys `arq:job:<id>`, ...)."""
+        return f"{self.prefix}:jobs"

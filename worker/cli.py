@@ -31,8 +31,10 @@ from worker.cli_support import (
 )
 from worker.dead_cli import dead_app
 from worker.inspect_cli import export, replay, stats, tail
+from worker.jobs_cli import cancel, enqueue
 from worker.logs import configure_logging
 from worker.runner import Worker
+from worker.serve_cli import serve
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -40,7 +42,7 @@ app = typer.Typer(
     help="Carry LangChain chat-model streams through Redis Streams.",
 )
 app.add_typer(dead_app, name="dead")
-for command in (tail, replay, export, stats):
+for command in (tail, replay, export, stats, enqueue, cancel):
     app.command()(command)
 
 
@@ -49,10 +51,16 @@ def worker(
     config: ConfigOption = None,
     redis_url: RedisUrlOption = None,
     burst: Annotated[bool, typer.Option(help="Exit once no message is open or waiting.")] = False,
+    with_jobs: Annotated[bool, typer.Option(help="Also run the arq jobs in this process.")] = False,
 ) -> None:
     """Run a stream worker until SIGINT/SIGTERM (or until idle with --burst)."""
     settings = settings_or_exit(config, redis_url=redis_url)
     configure_logging(settings.log_level, settings.log_format)
+    if with_jobs:
+        from worker.combined import run_with_jobs  # arq's worker only when asked for
+
+        asyncio.run(run_with_jobs(settings, burst=burst))
+        return
     asyncio.run(_run_worker(settings, burst))
 
 
@@ -169,3 +177,6 @@ def result(
     sys.stdout.buffer.write(orjson.dumps(orjson.loads(raw), option=orjson.OPT_INDENT_2) + b"\n")
     if orjson.loads(raw)["status"] != "completed":
         raise typer.Exit(EXIT_FAILED)
+
+
+app.command("serve")(serve)

@@ -143,3 +143,15 @@ def usage_chunk(input_tokens: int, output_tokens: int) -> AIMessageChunk:
         },
         chunk_position="last",
     )
+
+
+def demo_model() -> ScriptedChatModel:
+    """A factory for `LCSTREAM_MODEL` to try jobs without a provider: reasoning, text and a tool call,
+    one chunk every 40 ms, whatever the prompt."""
+    script = [
+        *reasoning_chunks("A short answer will do."),
+        *text_chunks("Redis Streams keep every event, so any process can follow this message."),
+        *tool_call_chunks("lookup_docs", "call_demo", '{"topic": "streams"}'),
+        usage_chunk(12, 20),
+    ]
+    return ScriptedChatModel(scripts=[script], chunk_delay_s=0.04)

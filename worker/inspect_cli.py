@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
-from streams.events import EventLimits
 from streams.frames import Frame, FrameKind, Outcome
 from streams.keys import Keyspace
 from streams.reader import read_outcome
@@ -29,6 +28,7 @@ from worker.cli_support import (
     with_redis,
 )
 from worker.handler import MessageHandler
+from worker.reassembly import rebuild
 
 MessageIdArgument = Annotated[str, typer.Argument(help="The message id.")]
 
@@ -108,13 +108,7 @@ def replay(
 
     async def work(redis: Redis, keyspace: Keyspace) -> tuple[MessageHandler, list[Frame], Outcome | None]:
         keys = keyspace.message(message_id)
-        entries = await redis.xrange(keys.events)
-        handler = MessageHandler(
-            keys, b"0-0", namespace=None, node=None,
-            limits=EventLimits(settings.max_event_bytes, settings.max_json_depth),
-            max_events=settings.max_events_per_message,
-        )  # fmt: skip
-        frames = handler.accept(entries)
+        handler, frames = rebuild(keys, await redis.xrange(keys.events), settings)
         return handler, frames, await read_outcome(redis, message_id, keyspace)
 
     handler, frames, stored = with_redis(settings, work)

@@ -1,0 +1,67 @@
+"""The README's background-job example runs: the web endpoint enqueues, a client follows the message."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from streams.reader import read_outcome
+from tests.conftest import RedisServer
+from tests.worker.job_models import FAST
+from tests.worker.job_support import job_settings, run_job_burst, run_stream_burst
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(first_line: str) -> str:
+    """The README's python block that starts with `first_line`."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    (block,) = [b for b in blocks if b.startswith(first_line)]
+    return str(block)
+
+
+def load(first_line: str, name: str) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": name}
+    exec(compile(readme_block(first_line), f"README.md:{name}", "exec"), namespace)  # noqa: S102 - our README
+    return namespace
+
+
+async def test_the_endpoint_enqueues_and_the_client_follows_the_message(
+    real_redis: Redis,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("LCSTREAM_REDIS_URL", redis_server.url)
+    monkeypatch.setenv("LCSTREAM_MODEL", FAST[1])  # text, then a tool call
+    app = load("# app.py", "app")["app"]
+    follow = load("# client.py", "client")["follow"]
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            response = await client.post("/generate", json={"prompt": "look it up"})
+            assert response.status_code == 202
+            message_id = response.json()["message_id"]
+            queued = await client.delete(f"/generate/{message_id}x")  # an id nobody enqueued
+            assert queued.json() == {"cancelled": False, "status": "absent"}
+
+            settings = job_settings(redis_server.url, model=FAST[1])
+            await run_job_burst(real_redis, settings)
+            await run_stream_burst(real_redis, settings)
+            ended = await client.delete(f"/generate/{message_id}")
+            assert ended.json() == {"cancelled": False, "status": "completed"}
+
+    capsys.readouterr()  # drop the workers' log lines
+    await follow(redis_server.url, message_id)
+    printed = capsys.readouterr().out
+    outcome = await read_outcome(real_redis, message_id)
+    assert outcome is not None and outcome.message is not None
+    text = "".join(b["text"] for b in outcome.message["data"]["content"] if b["type"] == "text")
+    assert printed.startswith(text) and text == "Let me look that up."
+    assert "'name': 'search'" in printed and "'total_tokens': 20" in printed

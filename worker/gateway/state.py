@@ -1,0 +1,32 @@
+"""What the gateway's endpoints share while the app runs: settings, Redis, hubs, notices, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from redis.asyncio import Redis
+from starlette.requests import Request
+
+from config import Settings
+from streams.keys import Keyspace
+from worker.gateway.hub import HubRegistry
+from worker.gateway.metrics import GatewayMetrics
+from worker.gateway.notices import NoticeBoard
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """The running gateway; the lifespan builds it and closes what it opened."""
+
+    settings: Settings
+    redis: Redis
+    keyspace: Keyspace
+    hubs: HubRegistry
+    notices: NoticeBoard
+    metrics: GatewayMetrics
+
+
+def gateway_of(request: Request) -> Gateway:
+    """The gateway serving `request` (from the lifespan state)."""
+    return cast(Gateway, request.state.gateway)
