@@ -55,12 +55,13 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
 
-def start_redis_server(directory: Path, *extra: str) -> RedisServer:
-    """Start redis-server on a free loopback port in `directory`; wait until it answers PING."""
+def start_redis_server(directory: Path, *extra: str, port: int | None = None) -> RedisServer:
+    """Start redis-server on a free loopback port (or `port`, for a restart) in `directory`; wait for PING."""
     binary = shutil.which("redis-server")
     if binary is None:  # CI and `make test` install it; a missing one is a failure, not a skip
         pytest.fail("redis-server not found: run 'make test' or 'apt-get install -y redis-server'")
-    port = free_port()
+    port = free_port() if port is None else port
+    assert port != 6379, "never touch the machine's own Redis"
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     args += ["--dir", str(directory), "--logfile", str(directory / "redis.log"), *extra]
     process = subprocess.Popen(args)
@@ -71,8 +72,9 @@ def start_redis_server(directory: Path, *extra: str) -> RedisServer:
             try:
                 client.ping()
                 break
-            except redis.ConnectionError:
+            except redis.ConnectionError:  # BusyLoadingError too, while it loads its AOF
                 if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
                     log = (directory / "redis.log").read_text() if (directory / "redis.log").exists() else ""
                     pytest.fail(f"redis-server on port {port} did not start: {log[-2000:]}")
                 time.sleep(0.02)

@@ -12,9 +12,11 @@ from langchain_core.messages import message_to_dict
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from config import Settings, load_settings
 from streams.frames import Frame, FrameKind
 from streams.keys import Keyspace
 from streams.reader import read_frames
+from worker.runner import Worker
 
 DELTA_KINDS = {
     FrameKind.TEXT: "text_deltas",
@@ -100,3 +102,16 @@ async def collect_pubsub(
         if message is not None and message["type"] in ("message", "pmessage"):
             received.append((message["channel"], message["data"]))
     return received
+
+
+def settings_for(**overrides: Any) -> Settings:
+    """Worker settings for in-process tests: a fixed consumer name, short blocks."""
+    base: dict[str, Any] = {"consumer": "test-worker", "block_ms": 50, "socket_timeout_s": 5}
+    return load_settings(**{**base, **overrides})
+
+
+async def run_burst(redis: Redis, **overrides: Any) -> Worker:
+    """Run an in-process worker until nothing is open or waiting."""
+    worker = Worker(redis, settings_for(**overrides))
+    await asyncio.wait_for(worker.run(until_idle=True), timeout=60)
+    return worker

@@ -7,8 +7,6 @@ import json
 import math
 import os
 import random
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,8 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-import redis
 from langchain_core.language_models._compat_bridge import chunks_to_events
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
@@ -26,7 +22,7 @@ from redis.asyncio.client import PubSub
 
 from streams.producer import StreamProducer
 from streams.reader import read_outcome
-from tests.conftest import RedisServer, WorkerProcess
+from tests.conftest import RedisServer, WorkerProcess, start_redis_server
 from tests.helpers import assert_frames_match, in_process_oracle, wait_for
 from worker.fake_models import reasoning_chunks, tool_call_chunks, usage_chunk
 
@@ -217,33 +213,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def start_redis_at(directory: Path, port: int, *extra: str) -> RedisServer:
-    """Start redis-server on `port` (not a free one picked for it) in `directory`; wait for PING.
-
-    `tests.conftest.start_redis_server` picks a new free port; a restart must come back on the old one.
-    """
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server not found: run 'make test' or 'apt-get install -y redis-server'")
-    assert port != 6379, "never touch the machine's own Redis"
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    args += ["--dir", str(directory), "--logfile", str(directory / "redis.log"), *extra]
-    process = subprocess.Popen(args)
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 10
-    try:
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:  # BusyLoadingError too, while it loads its AOF
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    log = (directory / "redis.log").read_text()[-2000:]
-                    pytest.fail(f"redis-server on port {port} did not start: {log}")
-                time.sleep(0.02)
-    finally:
-        client.close()
-    return RedisServer(port, process)
+    """Start redis-server on `port` (a restart must come back on the old one); wait for PING."""
+    return start_redis_server(directory, *extra, port=port)
 
 
 def worker_base_env(url: str) -> dict[str, str]:

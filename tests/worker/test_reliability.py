@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from config import Settings, load_settings
 from streams.frames import FrameKind
 from streams.keys import Keyspace
 from streams.producer import StreamProducer, publish_events
 from streams.reader import read_frames, read_outcome
 from tests.conftest import conformance_cases
-from tests.helpers import in_process_oracle, wait_for
+from tests.helpers import in_process_oracle, run_burst, settings_for, wait_for
 from worker.handler import MessageHandler
 from worker.publisher import Batch, Verdict
 from worker.runner import Worker
@@ -24,17 +23,6 @@ from worker.takeover import RELEASED_IDLE_MS
 CASES = {c["name"]: c for c in conformance_cases()}
 PLAIN = CASES["plain_text"]
 DISPATCH = "lcstream:{0}:dispatch"
-
-
-def settings_for(**overrides: Any) -> Settings:
-    base: dict[str, Any] = {"consumer": "test-worker", "block_ms": 50, "socket_timeout_s": 5}
-    return load_settings(**{**base, **overrides})
-
-
-async def run_burst(redis: Redis, **overrides: Any) -> Worker:
-    worker = Worker(redis, settings_for(**overrides))
-    await asyncio.wait_for(worker.run(until_idle=True), timeout=60)
-    return worker
 
 
 def start(message_id: str) -> dict[str, Any]:

@@ -9,28 +9,16 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from config import Settings, load_settings
 from streams.frames import Frame, FrameKind
 from streams.keys import Keyspace
 from streams.producer import publish_events
 from streams.reader import read_frames, read_outcome
 from tests.conftest import conformance_cases
-from tests.helpers import assert_frames_match, collect_pubsub, in_process_oracle
+from tests.helpers import assert_frames_match, collect_pubsub, in_process_oracle, run_burst, settings_for
 from worker.runner import Worker
 
 CASES = conformance_cases()
 PLAIN = next(c for c in CASES if c["name"] == "plain_text")
-
-
-def settings_for(**overrides: Any) -> Settings:
-    base: dict[str, Any] = {"consumer": "test-worker", "block_ms": 50, "socket_timeout_s": 5}
-    return load_settings(**{**base, **overrides})
-
-
-async def run_burst(redis: Redis, **overrides: Any) -> Worker:
-    worker = Worker(redis, settings_for(**overrides))
-    await asyncio.wait_for(worker.run(until_idle=True), timeout=60)
-    return worker
 
 
 async def test_every_conformance_case_through_the_worker(any_redis: Redis) -> None:
