@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from langchain_core.language_models.chat_model_stream import AsyncChatModelStream
@@ -115,3 +116,24 @@ async def run_burst(redis: Redis, **overrides: Any) -> Worker:
     worker = Worker(redis, settings_for(**overrides))
     await asyncio.wait_for(worker.run(until_idle=True), timeout=60)
     return worker
+
+
+@asynccontextmanager
+async def running_worker(redis: Redis, **overrides: Any) -> AsyncIterator[Worker]:
+    """An in-process worker serving in the background; stopped (with its grace period) on exit."""
+    worker = Worker(redis, settings_for(**overrides))
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await task
+
+
+async def wait_until_open(worker: Worker, count: int, *, what: str = "") -> None:
+    """Wait until `worker` holds exactly `count` messages."""
+
+    async def holds() -> bool:
+        return worker.open_messages == count
+
+    await wait_for(holds, timeout_s=10, what=what or f"the worker to hold {count} messages")

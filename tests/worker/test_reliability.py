@@ -14,7 +14,14 @@ from streams.keys import Keyspace
 from streams.producer import StreamProducer, publish_events
 from streams.reader import read_frames, read_outcome
 from tests.conftest import conformance_cases
-from tests.helpers import in_process_oracle, run_burst, settings_for, wait_for
+from tests.helpers import (
+    in_process_oracle,
+    run_burst,
+    running_worker,
+    settings_for,
+    wait_for,
+    wait_until_open,
+)
 from worker.handler import MessageHandler
 from worker.publisher import Batch, Verdict
 from worker.runner import Worker
@@ -109,9 +116,7 @@ async def test_too_many_events_is_poison(real_redis: Redis) -> None:
 
 
 async def test_silent_producer_fails_with_idle_timeout(real_redis: Redis) -> None:
-    worker = Worker(real_redis, settings_for(idle_timeout_s=2))
-    task = asyncio.create_task(worker.run())
-    try:
+    async with running_worker(real_redis, idle_timeout_s=2):
         async with StreamProducer(real_redis, "silent-1") as producer:
             for event in PLAIN["events"][:6]:
                 await producer.send(event)
@@ -122,9 +127,6 @@ async def test_silent_producer_fails_with_idle_timeout(real_redis: Redis) -> Non
 
         await wait_for(failed, timeout_s=10, what="the idle timeout")
         took_s = time.monotonic() - stopped_at
-    finally:
-        worker.stop()
-        await task
     outcome = await read_outcome(real_redis, "silent-1")
     assert outcome is not None and outcome.error is not None
     assert outcome.error["code"] == "idle_timeout"
@@ -183,42 +185,23 @@ async def test_a_worker_that_lost_its_claim_writes_nothing(real_redis: Redis) ->
 
 
 async def test_renewal_reports_a_lost_lease_and_the_worker_drops_the_message(real_redis: Redis) -> None:
-    worker = Worker(real_redis, settings_for(takeover_after_ms=400, idle_timeout_s=60))
-    task = asyncio.create_task(worker.run())
-    try:
+    async with running_worker(real_redis, takeover_after_ms=400, idle_timeout_s=60) as worker:
         async with StreamProducer(real_redis, "leased") as producer:
             await producer.send(PLAIN["events"][0])
-
-        async def held() -> bool:
-            return worker.open_messages == 1
-
-        await wait_for(held, timeout_s=10, what="the worker to claim the message")
+        await wait_until_open(worker, 1)
         entry_id = (await real_redis.xrange(DISPATCH))[0][0]
         await real_redis.xclaim(DISPATCH, "workers", "thief", 0, [entry_id])
-
-        async def dropped() -> bool:
-            return worker.open_messages == 0
-
-        await wait_for(dropped, timeout_s=10, what="the renewal to notice the lost lease")
-    finally:
-        worker.stop()
-        await task
+        await wait_until_open(worker, 0, what="the renewal to notice the lost lease")
     assert worker.stats.lost_claims == 1
     pending = await real_redis.xpending_range(DISPATCH, "workers", min="-", max="+", count=10)
     assert [p["consumer"] for p in pending] == [b"thief"]
 
 
 async def test_renewal_keeps_a_slow_message_from_being_taken_over(real_redis: Redis) -> None:
-    worker = Worker(real_redis, settings_for(takeover_after_ms=300, idle_timeout_s=60))
-    task = asyncio.create_task(worker.run())
-    try:
+    async with running_worker(real_redis, takeover_after_ms=300, idle_timeout_s=60) as worker:
         async with StreamProducer(real_redis, "slow") as producer:
             await producer.send(PLAIN["events"][0])
-
-            async def held() -> bool:
-                return worker.open_messages == 1
-
-            await wait_for(held, timeout_s=10, what="the claim")
+            await wait_until_open(worker, 1)
             # Longer than the takeover time with no events: only renewals keep the lease fresh.
             deadline = time.monotonic() + 1.5
             while time.monotonic() < deadline:
@@ -232,48 +215,32 @@ async def test_renewal_keeps_a_slow_message_from_being_taken_over(real_redis: Re
             return await read_outcome(real_redis, "slow") is not None
 
         await wait_for(done, timeout_s=10, what="the outcome")
-    finally:
-        worker.stop()
-        await task
     outcome = await read_outcome(real_redis, "slow")
     assert outcome is not None and outcome.message == PLAIN["expected"]["output"]
     assert worker.stats.lost_claims == 0
 
 
 async def test_stop_hands_back_unfinished_messages_idle_and_uncounted(real_redis: Redis) -> None:
-    worker = Worker(real_redis, settings_for(grace_period_s=0.2))
-    task = asyncio.create_task(worker.run())
-    async with StreamProducer(real_redis, "unfinished") as producer:
-        for event in PLAIN["events"][:5]:
-            await producer.send(event)
-
-    async def held() -> bool:
-        return worker.open_messages == 1
-
-    await wait_for(held, timeout_s=10, what="the claim")
-    worker.stop()
-    await asyncio.wait_for(task, timeout=5)
+    async with running_worker(real_redis, grace_period_s=0.2) as worker:
+        async with StreamProducer(real_redis, "unfinished") as producer:
+            for event in PLAIN["events"][:5]:
+                await producer.send(event)
+        await wait_until_open(worker, 1, what="the claim")
     assert await read_outcome(real_redis, "unfinished") is None
     pending = await real_redis.xpending_range(DISPATCH, "workers", min="-", max="+", count=10)
     assert len(pending) == 1
     assert pending[0]["time_since_delivered"] >= RELEASED_IDLE_MS
     assert pending[0]["times_delivered"] == 0  # the peer's takeover brings it back to 1
 
-    peer_settings = settings_for(
-        consumer="peer", takeover_after_ms=60_000, idle_timeout_s=60, grace_period_s=0.2
-    )
-    peer = Worker(real_redis, peer_settings)
-    peer_task = asyncio.create_task(peer.run())
-    try:
-
-        async def taken() -> bool:
-            return peer.open_messages == 1
-
-        await wait_for(taken, timeout_s=5, what="the peer to take the handed-back message")
-    finally:
-        peer.stop()
-        await peer_task
-    assert peer.stats.taken_over == 1
+    peer_overrides = {
+        "consumer": "peer",
+        "takeover_after_ms": 60_000,
+        "idle_timeout_s": 60,
+        "grace_period_s": 0.2,
+    }
+    async with running_worker(real_redis, **peer_overrides) as peer_worker:
+        await wait_until_open(peer_worker, 1, what="the peer to take the handed-back message")
+    assert peer_worker.stats.taken_over == 1
     # The peer had it (the producer never finished), with its delivery count back at 1.
     pending = await real_redis.xpending_range(DISPATCH, "workers", min="-", max="+", count=10)
     assert [p["times_delivered"] for p in pending] == [0]  # the peer handed it back in turn
@@ -306,9 +273,7 @@ async def test_trim_dispatch_keeps_pending_and_undelivered_entries(real_redis: R
 
 
 async def test_a_deleted_dispatch_stream_and_group_are_recreated(real_redis: Redis) -> None:
-    worker = Worker(real_redis, settings_for())
-    task = asyncio.create_task(worker.run())
-    try:
+    async with running_worker(real_redis):
         await publish_events(real_redis, PLAIN["events"], message_id="before")
 
         async def finished(message_id: str) -> bool:
@@ -318,9 +283,6 @@ async def test_a_deleted_dispatch_stream_and_group_are_recreated(real_redis: Red
         await real_redis.delete(DISPATCH)  # an operator's mistake: the group goes with it
         await publish_events(real_redis, PLAIN["events"], message_id="after")
         await wait_for(lambda: finished("after"), timeout_s=10, what="the outcome after the group was lost")
-    finally:
-        worker.stop()
-        await task
     groups = await real_redis.xinfo_groups(DISPATCH)
     assert [g["name"] for g in groups] == [b"workers"]
 
@@ -333,15 +295,8 @@ async def test_burst_mode_takes_over_handed_back_messages_in_every_partition(rea
         for event in PLAIN["events"][:5]:
             await producer.send(event)
         await producer.flush()
-    first = Worker(real_redis, settings_for(partitions=4, grace_period_s=0.1))
-    task = asyncio.create_task(first.run())
-
-    async def all_held() -> bool:
-        return first.open_messages == len(ids)
-
-    await wait_for(all_held, timeout_s=10, what="the first worker to hold every message")
-    first.stop()
-    await task
+    async with running_worker(real_redis, partitions=4, grace_period_s=0.1) as first:
+        await wait_until_open(first, len(ids), what="the first worker to hold every message")
     for producer in producers:
         for event in PLAIN["events"][5:]:
             await producer.send(event)
