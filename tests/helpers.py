@@ -137,3 +137,9 @@ async def wait_until_open(worker: Worker, count: int, *, what: str = "") -> None
         return worker.open_messages == count
 
     await wait_for(holds, timeout_s=10, what=what or f"the worker to hold {count} messages")
+
+
+async def all_outcomes(redis: Redis, message_ids: Sequence[str], keyspace: Keyspace | None = None) -> bool:
+    """Whether every message has an outcome in `R(M)`."""
+    space = keyspace or Keyspace()
+    return all([await redis.exists(space.message(m).result) for m in message_ids])

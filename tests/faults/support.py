@@ -155,11 +155,6 @@ def stopped_stats(worker: WorkerProcess) -> dict[str, Any]:
 # -- what Redis holds --------------------------------------------------------------
 
 
-async def all_outcomes(client: Redis, message_ids: Sequence[str]) -> bool:
-    """Whether every message has an outcome."""
-    return all([await client.exists(f"lcstream:{{0}}:{m}:result") for m in message_ids])
-
-
 async def pending_count(client: Redis) -> int:
     """Entries of `D(0)` delivered to a worker and not acked."""
     summary = await client.xpending(DISPATCH, GROUP)

@@ -15,7 +15,7 @@ from streams.connection import connect
 from streams.producer import StreamProducer
 from streams.reader import read_outcome
 from tests.conftest import WorkerProcess, conformance_cases, start_redis_server, stop_redis_server
-from tests.helpers import assert_frames_match, in_process_oracle, wait_for
+from tests.helpers import all_outcomes, assert_frames_match, in_process_oracle, wait_for
 
 CASES = [c for c in conformance_cases() if len(c["events"]) < 100]
 
@@ -56,10 +56,9 @@ async def test_client_kill_of_every_connection_while_streaming(
     await streams
     assert kills >= 5
 
-    async def all_done() -> bool:
-        return all([await read_outcome(killer, m) is not None for m in messages])
-
-    await wait_for(all_done, timeout_s=60, what="every outcome after the kills")
+    await wait_for(
+        lambda: all_outcomes(killer, list(messages)), timeout_s=60, what="every outcome after the kills"
+    )
     await check_all(killer, messages)
     reconnects = [line for line in worker.log_lines() if line["event"] == "redis-unavailable"]
     assert reconnects, "the worker never saw its connections killed"
@@ -84,10 +83,9 @@ async def test_stalled_server_then_resumed(
         os.kill(server.process.pid, signal.SIGCONT)
         await streams  # the producers' retries carried them through the stall
 
-        async def all_done() -> bool:
-            return all([await read_outcome(redis, m) is not None for m in messages])
-
-        await wait_for(all_done, timeout_s=60, what="every outcome after the stall")
+        await wait_for(
+            lambda: all_outcomes(redis, list(messages)), timeout_s=60, what="every outcome after the stall"
+        )
         await check_all(redis, messages)
         timeouts = [line for line in worker.log_lines() if line["event"] == "redis-unavailable"]
         assert timeouts, "the worker never noticed the stall"

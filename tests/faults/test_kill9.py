@@ -22,7 +22,6 @@ from tests.conftest import WorkerProcess
 from tests.faults.support import (
     DEAD,
     SpawnWorker,
-    all_outcomes,
     assert_all_match_oracle,
     dispatch_messages,
     lines_of,
@@ -34,7 +33,7 @@ from tests.faults.support import (
     stream_message,
     wait_for_log,
 )
-from tests.helpers import wait_for
+from tests.helpers import all_outcomes, wait_for
 
 MESSAGES = 60
 START_EVERY_S = 0.4  # message i starts at i * 0.4 s: about 12 stream at once, for about 28 s

@@ -23,7 +23,6 @@ from tests.conftest import RedisServer, start_redis_server, stop_redis_server
 from tests.faults.support import (
     DEAD,
     SpawnWorker,
-    all_outcomes,
     assert_all_match_oracle,
     lines_of,
     message_events,
@@ -32,7 +31,7 @@ from tests.faults.support import (
     stream_message,
     wait_for_log,
 )
-from tests.helpers import wait_for
+from tests.helpers import all_outcomes, wait_for
 
 MESSAGES = 20
 DURABLE = ("--appendonly", "yes", "--appendfsync", "always")

@@ -17,7 +17,6 @@ from tests.faults.support import (
     DEAD,
     Gate,
     SpawnWorker,
-    all_outcomes,
     assert_all_match_oracle,
     lines_of,
     logged_at,
@@ -27,7 +26,7 @@ from tests.faults.support import (
     stream_message,
     wait_for_log,
 )
-from tests.helpers import wait_for
+from tests.helpers import all_outcomes, wait_for
 
 TAKEOVER_AFTER_MS = 60_000
 

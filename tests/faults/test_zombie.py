@@ -22,7 +22,6 @@ from tests.faults.support import (
     NOTICES,
     Gate,
     SpawnWorker,
-    all_outcomes,
     assert_all_match_oracle,
     lines_of,
     messages_logged,
@@ -33,7 +32,7 @@ from tests.faults.support import (
     wait_for_log,
 )
 from tests.faults.support import message_events as make_events
-from tests.helpers import wait_for
+from tests.helpers import all_outcomes, wait_for
 
 ENV = {"LCSTREAM_TAKEOVER_AFTER_MS": "1000"}
 

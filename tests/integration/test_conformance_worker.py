@@ -11,7 +11,7 @@ from streams.keys import Keyspace
 from streams.producer import publish_events
 from streams.reader import read_outcome
 from tests.conftest import WorkerProcess, conformance_cases
-from tests.helpers import assert_frames_match, collect_pubsub, wait_for
+from tests.helpers import all_outcomes, assert_frames_match, collect_pubsub, wait_for
 
 CASES = conformance_cases()
 
@@ -26,10 +26,8 @@ async def test_conformance_cases_through_a_worker_process(
     for case in CASES:
         await publish_events(real_redis, case["events"], keyspace=keyspace)
 
-    async def all_done() -> bool:
-        return all([await read_outcome(real_redis, c["message_id"]) is not None for c in CASES])
-
-    await wait_for(all_done, timeout_s=60, what="every outcome")
+    ids = [c["message_id"] for c in CASES]
+    await wait_for(lambda: all_outcomes(real_redis, ids), timeout_s=60, what="every outcome")
     stored: dict[str, list[Frame]] = {}
     for case in CASES:
         expected = case["expected"]
