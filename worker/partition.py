@@ -70,6 +70,7 @@ class Partition:
         while True:
             batch = Batch()
             want = read = 0
+            read_history = False
             if worker.stopping:
                 if grace_ends_at is None:
                     grace_ends_at = time.monotonic() + settings.grace_period_s
@@ -83,21 +84,24 @@ class Partition:
                         read = await self._claim(want, from_history, batch)
                 finally:
                     worker.settle_capacity(want)
-                read_history, from_history = from_history, from_history and read == want
+                read_history = from_history and want > 0
+                from_history = from_history and read == want
                 idle = until_idle and not read_history and want and not read and not self._handlers
                 # Idle also means nothing abandoned (or handed back) waits to be taken over.
                 if idle and not await self._take_over(batch):
                     return
             if time.monotonic() >= self._upkeep_at:
                 await self._upkeep(batch)
-            more_waiting = from_history or (want > 0 and read == want)
+            # After reading our own pending entries, new ones may wait: claim them before blocking.
+            more_waiting = read_history or (want > 0 and read == want)
             streams: dict[KeyT, StreamIdT] = {
                 key: h.cursor for key, h in self._handlers.items() if h.outcome is None
             }
             if want and not more_waiting and not worker.stopping:
                 streams[self._dispatch] = wake_id
             if not streams and not batch:
-                await worker.wait_for_capacity()
+                if not more_waiting:  # no room: wait until a message ends
+                    await worker.wait_for_capacity()
                 continue
             if streams:
                 block = None if (more_waiting or batch) else self._block_ms()

@@ -187,3 +187,30 @@ async def test_partitions_spread_messages_and_all_complete(any_redis: Redis) -> 
     for message_id in ids:
         outcome = await read_outcome(any_redis, message_id, keyspace)
         assert outcome is not None and outcome.status == "completed"
+
+
+async def test_a_backlog_waiting_at_start_is_claimed_without_blocking(
+    any_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up reads this consumer's own pending entries first; the new ones after them are
+    claimed at once: no blocked read and no wait for capacity while work waits in `D(k)`."""
+    for case in CASES:
+        await publish_events(any_redis, case["events"], message_id=case["message_id"])
+    worker = Worker(any_redis, settings_for())
+    blocks: list[int | None] = []
+    capacity_waits: list[None] = []
+    read = any_redis.xread
+
+    async def recording_xread(streams: Any, count: int | None = None, block: int | None = None) -> Any:
+        blocks.append(block)
+        return await read(streams, count=count, block=block)
+
+    async def recording_wait() -> None:
+        capacity_waits.append(None)
+
+    monkeypatch.setattr(any_redis, "xread", recording_xread)
+    monkeypatch.setattr(worker, "wait_for_capacity", recording_wait)
+    await asyncio.wait_for(worker.run(until_idle=True), timeout=30)
+    assert worker.stats.completed + worker.stats.failed == len(CASES)
+    assert blocks[0] is None
+    assert capacity_waits == []
