@@ -122,6 +122,11 @@ def _check_index(event: Event) -> None:
 
 def _check_shape(event: Event) -> None:
     kind = event.get("event")
+    if kind == "content-block-delta":  # one per token: the common case is checked without calls
+        index = event.get("index")
+        block = event["delta"] if "delta" in event else event.get("content_block")
+        if type(index) is int and index >= 0 and type(block) is dict and type(block.get("type")) is str:
+            return
     if not isinstance(kind, str):
         raise EventDecodeError("invalid_shape", "event needs a string field 'event'")
     if kind == "message-start":

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from langchain_core.language_models.chat_model_stream import (
@@ -38,9 +38,8 @@ class FrameKind(StrEnum):
 TERMINAL_KINDS = frozenset({FrameKind.OUTPUT, FrameKind.ERROR})
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """Output frame number `seq` (1, 2, ...) of a message."""
+class Frame(NamedTuple):
+    """Output frame number `seq` (1, 2, ...) of a message (a tuple: one is made per token)."""
 
     seq: int
     kind: FrameKind
@@ -98,6 +97,9 @@ class Outcome:
         return cls(status=parsed["status"], message=parsed.get("message"), error=parsed.get("error"))
 
 
+_NOTHING: list[Any] = []  # never appended to
+
+
 class _Cursor:
     """Reads what one projection yielded since the last look, without consuming it."""
 
@@ -113,6 +115,8 @@ class _Cursor:
         # the order it was yielded; reading it by offset (as its own iterators
         # do) keeps frames identical to what `async for` over it would see.
         deltas = self._projection._deltas
+        if len(deltas) == self._offset:
+            return _NOTHING
         new = deltas[self._offset :]
         self._offset = len(deltas)
         return new

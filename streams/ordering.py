@@ -13,8 +13,7 @@ _NEEDS_START = frozenset(
 
 def parse_entry_id(entry_id: bytes | str) -> tuple[int, int]:
     """`b"0-5"` -> `(0, 5)`."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
+    ms, _, seq = entry_id.partition(b"-") if isinstance(entry_id, bytes) else entry_id.partition("-")
     return int(ms), int(seq)
 
 
