@@ -16,17 +16,20 @@ the events and frames already in `O(M)` are refused, nothing is lost or doubled.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
 import structlog
-from redis.typing import KeyT, StreamIdT
+from redis.exceptions import RedisError
 
 from streams.errors import InvalidMessageIdError
 from streams.ordering import parse_entry_id
 from worker.handler import MessageHandler
 from worker.publisher import Batch, Verdict
 from worker.takeover import Claimed
+from worker.wire import field_map
 
 if TYPE_CHECKING:
     from worker.runner import Worker
@@ -51,6 +54,7 @@ class Partition:
         worker.held[k] = self._handlers  # the worker's open count is derived from these
         self._takeover_cursor = b"0-0"
         self._history_cursor = b"0-0"  # where re-reading our own pending entries goes on
+        self._writing: asyncio.Task[None] | None = None
         self._upkeep_at = 0.0
         self._trim_at = time.monotonic() + TRIM_INTERVAL_S
         takeover_s = self._settings.takeover_after_ms / 1000
@@ -63,6 +67,15 @@ class Partition:
 
     async def serve(self, until_idle: bool) -> None:
         """Run rounds until stopped (after the grace period) or, with `until_idle`, until idle."""
+        try:
+            await self._rounds(until_idle)
+        finally:
+            if self._writing is not None:  # a fault ended the rounds: the write's outcome is moot
+                self._writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                    await self._writing
+
+    async def _rounds(self, until_idle: bool) -> None:
         worker, settings = self._worker, self._settings
         wake_id = await self._last_dispatch_id()
         from_history = True  # first re-read this consumer's own pending entries
@@ -75,6 +88,7 @@ class Partition:
                 if grace_ends_at is None:
                     grace_ends_at = time.monotonic() + settings.grace_period_s
                 if not self._handlers or time.monotonic() >= grace_ends_at:
+                    await self._settle_write()
                     await self._release_held()
                     return
             else:
@@ -89,35 +103,47 @@ class Partition:
                 idle = until_idle and not read_history and want and not read and not self._handlers
                 # Idle also means nothing abandoned (or handed back) waits to be taken over.
                 if idle and not await self._take_over(batch):
+                    await self._settle_write()
                     return
             if time.monotonic() >= self._upkeep_at:
                 await self._upkeep(batch)
             # After reading our own pending entries, new ones may wait: claim them before blocking.
             more_waiting = read_history or (want > 0 and read == want)
-            streams: dict[KeyT, StreamIdT] = {
-                key: h.cursor for key, h in self._handlers.items() if h.outcome is None
-            }
+            streams = {key: h.cursor for key, h in self._handlers.items() if h.outcome is None}
             if want and not more_waiting and not worker.stopping:
-                streams[self._dispatch] = wake_id
+                streams[self._dispatch_key] = wake_id
             if not streams and not batch:
                 if not more_waiting:  # no room: wait until a message ends
                     await worker.wait_for_capacity()
                 continue
             if streams:
                 block = None if (more_waiting or batch) else self._block_ms()
-                reply = await self._redis.xread(streams, count=settings.read_count, block=block)
-                for key, entries in reply or ():
+                if block is not None and self._writing is not None:
+                    await self._settle_write()  # nothing waits to be read; what the write ended
+                    continue  # changes what to read (and whether the worker is idle)
+                reply = await worker.wire.xread(streams, count=settings.read_count, block_ms=block)
+                for key, entries in reply:
                     if key == self._dispatch_key:
                         wake_id = entries[-1][0]
                         continue
-                    handler = self._handlers[key]
+                    handler = self._handlers.get(key)
+                    if handler is None:  # the write in flight found the claim lost
+                        continue
                     handler.behind = len(entries) >= settings.read_count
-                    frames = handler.accept(entries)
+                    frames = handler.accept([(entry_id, field_map(flat)) for entry_id, flat in entries])
                     worker.stats.events += len(entries)
                     if frames:
                         batch.frames.append((handler, frames))
             if batch:
-                await self._publish(batch)
+                # One write in flight, overlapping the next read: a message's frames stay in order.
+                await self._settle_write()
+                self._writing = asyncio.create_task(self._publish(batch))
+
+    async def _settle_write(self) -> None:
+        """Wait for the write in flight (its faults surface here)."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing
 
     def _block_ms(self) -> int:
         """Block no longer than the next upkeep is due (and never past `block_ms`)."""
@@ -135,7 +161,8 @@ class Partition:
                 worker.stats.frames += len(frames)
             if verdict is Verdict.WRITTEN and outcome is None:
                 continue
-            self._forget(handler)
+            if not self._forget(handler):
+                continue  # the upkeep running beside this write found the claim lost first
             fields = {"message_id": handler.message_id, "entry_id": handler.delivery_id.decode()}
             if verdict is Verdict.LOST:
                 worker.stats.lost_claims += 1
@@ -150,9 +177,15 @@ class Partition:
                 verb = "dead-lettered" if handler.dead else "failed"
                 log.warning(verb, code=outcome.error["code"], error=outcome.error["message"], **fields)
 
-    def _forget(self, handler: MessageHandler) -> None:
-        if self._handlers.pop(handler.keys.events.encode(), None) is not None:
-            self._worker.capacity_freed()
+    def _forget(self, handler: MessageHandler) -> bool:
+        """Stop holding `handler`; False when it was no longer held (a write and an upkeep may both
+        find the same claim lost)."""
+        key = handler.keys.events.encode()
+        if self._handlers.get(key) is not handler:
+            return False
+        del self._handlers[key]
+        self._worker.capacity_freed()
+        return True
 
     # -- claiming ------------------------------------------------------------
 
@@ -259,7 +292,8 @@ class Partition:
             self._dispatch, [(h.delivery_id, h.deliveries) for h in held]
         ):
             lost = next(h for h in held if h.delivery_id == entry_id)
-            self._forget(lost)
+            if not self._forget(lost):
+                continue
             self._worker.stats.lost_claims += 1
             log.warning("claim-lost", message_id=lost.message_id, entry_id=entry_id.decode())
         idle_timeout_s = self._settings.idle_timeout_s

@@ -19,12 +19,13 @@ from enum import IntEnum
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
-from redis.typing import EncodableT, FieldT
+from redis.typing import EncodableT
 
 from streams.events import now_ms
 from streams.frames import Frame
 from streams.keys import Keyspace
 from worker.handler import MessageHandler
+from worker.wire import Command, RawCommands
 
 # KEYS: D(k), O(M), R(M), E(M)
 # ARGV: 1 dispatch id, 2 consumer, 3 group, 4 L(M), 5 first seq, 6 frame count n, 7..6+n frame bodies,
@@ -81,8 +82,16 @@ class FramePublisher:
     """Turns a `Batch` into one pipeline of fenced script calls."""
 
     def __init__(
-        self, redis: Redis, keyspace: Keyspace, *, group: str, consumer: str, retention_s: int
+        self,
+        wire: RawCommands,
+        redis: Redis,
+        keyspace: Keyspace,
+        *,
+        group: str,
+        consumer: str,
+        retention_s: int,
     ) -> None:
+        self._wire = wire
         self._redis = redis
         self._keyspace = keyspace
         self._group = group
@@ -101,33 +110,30 @@ class FramePublisher:
     async def _publish_once(self, batch: Batch) -> dict[str, Verdict]:
         if self._sha is None:
             self._sha = await self._redis.script_load(APPEND_LUA)
-        pipe = self._redis.pipeline(transaction=False)
-        for handler in batch.started:
-            pipe.publish(self._keyspace.notices, _notice(handler.message_id, "started"))
-        position = len(batch.started)
-        script_replies: list[int] = []  # where each message's script call sits in the pipeline
+        notices = self._keyspace.notices
+        commands: list[Command] = [
+            (b"PUBLISH", notices, _notice(handler.message_id, "started")) for handler in batch.started
+        ]
+        script_replies: list[int] = []  # where each message's script call sits in the batch
         for handler, frames in batch.frames:
             if (dead := handler.dead) is not None:
-                fields = _dead_letter(
+                dead_letter = self._dead_letter(
                     handler.message_id, dead.reason, dead.error,
                     deliveries=handler.deliveries, dispatch_id=handler.delivery_id,
                 )  # fmt: skip
-                pipe.xadd(self._keyspace.dead, fields, maxlen=DEAD_LETTER_MAX_LEN)
-                position += 1
+                commands.append(dead_letter)
             keys = handler.keys
-            args: list[EncodableT] = [
+            command: list[EncodableT] = [
+                b"EVALSHA", self._sha, 4, keys.dispatch, keys.out, keys.result, keys.events,
                 handler.delivery_id, self._consumer, self._group, keys.live,
-                frames[0].seq, len(frames), *(f.body_json() for f in frames),
+                frames[0].seq, len(frames), *[frame.body_json() for frame in frames],
             ]  # fmt: skip
             if (outcome := handler.outcome) is not None:
                 notice = _notice(handler.message_id, outcome.status)
-                args += [outcome.to_json(), self._keyspace.notices, notice, self._retention_s]
-            pipe.execute_command(
-                "EVALSHA", self._sha, 4, keys.dispatch, keys.out, keys.result, keys.events, *args
-            )
-            script_replies.append(position)
-            position += 1
-        replies = await pipe.execute(raise_on_error=False)
+                command += [outcome.to_json(), notices, notice, self._retention_s]
+            script_replies.append(len(commands))
+            commands.append(command)
+        replies = await self._wire.execute(commands)
         for reply in replies:
             if isinstance(reply, ResponseError):
                 raise reply
@@ -138,27 +144,24 @@ class FramePublisher:
 
     async def reject(self, dispatch: str, entries: list[tuple[bytes, str, str, str]]) -> None:
         """Dead-letter and ack dispatch entries that name no usable message (id, m, reason, error)."""
-        pipe = self._redis.pipeline(transaction=False)
+        commands: list[Command] = []
         for delivery_id, raw_id, reason, error in entries:
-            fields = _dead_letter(raw_id, reason, error, deliveries=1, dispatch_id=delivery_id)
-            pipe.xadd(self._keyspace.dead, fields, maxlen=DEAD_LETTER_MAX_LEN)
-            pipe.xack(dispatch, self._group, delivery_id)
-        await pipe.execute()
+            commands.append(self._dead_letter(raw_id, reason, error, deliveries=1, dispatch_id=delivery_id))
+            commands.append((b"XACK", dispatch, self._group, delivery_id))
+        for reply in await self._wire.execute(commands):
+            if isinstance(reply, ResponseError):
+                raise reply
+
+    def _dead_letter(
+        self, message_id: str, reason: str, error: str, *, deliveries: int, dispatch_id: bytes
+    ) -> Command:
+        """The `XADD` of a `P:dead` entry: what failed, why, and where it came from."""
+        return (
+            b"XADD", self._keyspace.dead, b"MAXLEN", b"~", DEAD_LETTER_MAX_LEN, b"*",
+            b"m", message_id, b"reason", reason, b"error", error,
+            b"deliveries", deliveries, b"dispatch_id", dispatch_id, b"t", now_ms(),
+        )  # fmt: skip
 
 
 def _notice(message_id: str, status: str) -> bytes:
     return orjson.dumps({"message_id": message_id, "status": status})
-
-
-def _dead_letter(
-    message_id: str, reason: str, error: str, *, deliveries: int, dispatch_id: bytes
-) -> dict[FieldT, EncodableT]:
-    """A `P:dead` entry: what failed, why, and where it came from."""
-    return {
-        b"m": message_id,
-        b"reason": reason,
-        b"error": error,
-        b"deliveries": deliveries,
-        b"dispatch_id": dispatch_id,
-        b"t": now_ms(),
-    }

@@ -25,6 +25,7 @@ from worker.handler import MessageHandler
 from worker.partition import Partition
 from worker.publisher import FramePublisher
 from worker.takeover import Leases
+from worker.wire import RawCommands
 
 log = structlog.get_logger("lcstream.worker")
 
@@ -49,8 +50,9 @@ class Worker:
         self.settings = settings
         self.keyspace = Keyspace(settings.prefix, settings.partitions)
         self.limits = EventLimits(settings.max_event_bytes, settings.max_json_depth)
+        self.wire = RawCommands(redis)
         self.publisher = FramePublisher(
-            redis, self.keyspace,
+            self.wire, redis, self.keyspace,
             group=settings.group, consumer=settings.consumer, retention_s=settings.retention_s,
         )  # fmt: skip
         self.leases = Leases(

@@ -199,16 +199,16 @@ async def test_a_backlog_waiting_at_start_is_claimed_without_blocking(
     worker = Worker(any_redis, settings_for())
     blocks: list[int | None] = []
     capacity_waits: list[None] = []
-    read = any_redis.xread
+    read = worker.wire.xread
 
-    async def recording_xread(streams: Any, count: int | None = None, block: int | None = None) -> Any:
-        blocks.append(block)
-        return await read(streams, count=count, block=block)
+    async def recording_xread(streams: Any, *, count: int, block_ms: int | None) -> Any:
+        blocks.append(block_ms)
+        return await read(streams, count=count, block_ms=block_ms)
 
     async def recording_wait() -> None:
         capacity_waits.append(None)
 
-    monkeypatch.setattr(any_redis, "xread", recording_xread)
+    monkeypatch.setattr(worker.wire, "xread", recording_xread)
     monkeypatch.setattr(worker, "wait_for_capacity", recording_wait)
     await asyncio.wait_for(worker.run(until_idle=True), timeout=30)
     assert worker.stats.completed + worker.stats.failed == len(CASES)
