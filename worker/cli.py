@@ -19,6 +19,7 @@ from streams.events import EventLimits, decode_event, encode_event
 from streams.ordering import EventOrder
 from streams.producer import publish_events
 from streams.reader import read_outcome
+from worker import runtime
 from worker.cli_support import (
     EXIT_ABSENT,
     EXIT_FAILED,
@@ -59,9 +60,11 @@ def worker(
     if with_jobs:
         from worker.combined import run_with_jobs  # arq's worker only when asked for
 
-        asyncio.run(run_with_jobs(settings, burst=burst))
+        runtime.tune_gc()
+        runtime.run(run_with_jobs(settings, burst=burst))
         return
-    asyncio.run(_run_worker(settings, burst))
+    runtime.tune_gc()
+    runtime.run(_run_worker(settings, burst))
 
 
 async def _run_worker(settings: Settings, burst: bool) -> None:
