@@ -101,29 +101,33 @@ _NOTHING: list[Any] = []  # never appended to
 
 
 class _Cursor:
-    """Reads what one projection yielded since the last look, without consuming it."""
+    """Takes what one projection yielded since the last look."""
 
-    __slots__ = ("_kind", "_offset", "_projection")
+    __slots__ = ("_kind", "_projection")
 
     def __init__(self, kind: FrameKind, projection: AsyncProjection) -> None:
         self._kind = kind
         self._projection = projection
-        self._offset = 0
 
     def take(self) -> list[Any]:
         # The projection's buffer is the one place that records every delta in
-        # the order it was yielded; reading it by offset (as its own iterators
-        # do) keeps frames identical to what `async for` over it would see.
+        # the order it was yielded, so frames are identical to what `async for`
+        # over it would see. Taken deltas live on as frames: the buffer is
+        # emptied, or an open message would hold every token twice.
         deltas = self._projection._deltas
-        if len(deltas) == self._offset:
+        if not deltas:
             return _NOTHING
-        new = deltas[self._offset :]
-        self._offset = len(deltas)
+        new = deltas[:]
+        deltas.clear()
         return new
 
 
 class MessageAssembler:
-    """One message's `AsyncChatModelStream`, fed event by event, read as frames."""
+    """One message's `AsyncChatModelStream`, fed event by event, read as frames.
+
+    The frames are the record: the stream keeps what assembly needs and its
+    output, but not its replay buffer or the deltas already taken as frames.
+    """
 
     __slots__ = ("_cursors", "_namespace", "_node", "_outcome", "_seq", "message_id", "stream")
 
@@ -156,7 +160,10 @@ class MessageAssembler:
         """Dispatch one checked event; return the frames it produced, in order."""
         if self._outcome is not None:
             raise RuntimeError(f"message {self.message_id} already ended")
-        self.stream.dispatch(event)
+        stream = self.stream
+        stream.dispatch(event)
+        stream._events.clear()  # its replay buffers: nobody replays a worker's stream
+        stream._events_proj._deltas.clear()
         frames: list[Frame] = []
         kind = event["event"]
         if kind == "message-start":
@@ -165,7 +172,7 @@ class MessageAssembler:
             for delta in cursor.take():
                 frames.append(self._frame(cursor._kind, delta))
         if kind == "message-finish":
-            message = self.stream.output_message
+            message = stream.output_message
             assert message is not None  # dispatch() assembles it on message-finish
             data = message_to_dict(message)
             self._outcome = Outcome.completed(data)

@@ -508,7 +508,7 @@ async def test_fail_ends_the_stream_for_its_consumers() -> None:
     assembler.fail("poisoned", "invalid_json")
     assert assembler.outcome == Outcome.failed("poisoned", "invalid_json")
     assert assembler.stream.done
-    assert await collect(assembler.stream.text) == (["hi"], "poisoned")
+    assert await collect(assembler.stream.text) == ([], "poisoned")  # "hi" was taken as a frame
     with pytest.raises(RuntimeError, match="poisoned"):
         await assembler.stream.output
 
@@ -541,3 +541,14 @@ def test_error_event_before_any_start() -> None:
     assembler = MessageAssembler("msg_01X")
     frames = assembler.feed({"event": "error", "message": "no start"})
     assert frames == [Frame(1, FrameKind.ERROR, {"message": "no start", "code": "model_error"})]
+
+
+def test_an_open_message_keeps_no_event_or_delta_it_has_framed() -> None:
+    case = next(c for c in CASES if c["name"] == "plain_text")
+    assembler = MessageAssembler(case["message_id"])
+    frames = assembler.feed_all(case["events"][:-1])  # all but message-finish: still open
+    assert len(frames) > 3
+    stream = assembler.stream
+    assert stream._events == []
+    assert stream._events_proj._deltas == []
+    assert stream._text_proj._deltas == []
