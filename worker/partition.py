@@ -79,6 +79,7 @@ class Partition:
         worker, settings = self._worker, self._settings
         wake_id = await self._last_dispatch_id()
         from_history = True  # first re-read this consumer's own pending entries
+        claim_due = True  # D(k) may hold entries not tried yet (else only a wake-up says so)
         grace_ends_at: float | None = None
         while True:
             batch = Batch()
@@ -94,7 +95,7 @@ class Partition:
             else:
                 want = worker.reserve_capacity()
                 try:
-                    if want:
+                    if want and (claim_due or not self._handlers):
                         read = await self._claim(want, from_history, batch)
                 finally:
                     worker.settle_capacity(want)
@@ -109,6 +110,7 @@ class Partition:
                 await self._upkeep(batch)
             # After reading our own pending entries, new ones may wait: claim them before blocking.
             more_waiting = read_history or (want > 0 and read == want)
+            claim_due = more_waiting or want == 0  # while full, D(k) is not watched
             streams = {key: h.cursor for key, h in self._handlers.items() if h.outcome is None}
             if want and not more_waiting and not worker.stopping:
                 streams[self._dispatch_key] = wake_id
@@ -124,7 +126,7 @@ class Partition:
                 reply = await worker.wire.xread(streams, count=settings.read_count, block_ms=block)
                 for key, entries in reply:
                     if key == self._dispatch_key:
-                        wake_id = entries[-1][0]
+                        wake_id, claim_due = entries[-1][0], True
                         continue
                     handler = self._handlers.get(key)
                     if handler is None:  # the write in flight found the claim lost
