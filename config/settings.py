@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     gateway_recent_messages: int = Field(
         500, ge=1, description="Lifecycle notices the gateway keeps for GET /v1/messages."
     )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the worker serves /metrics, /livez and /readyz on."
+    )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port of the worker's metrics and health endpoints; 0 turns them off."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="JSON lines when not on a terminal under auto."

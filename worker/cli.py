@@ -31,6 +31,7 @@ from worker.cli_support import (
     with_redis,
 )
 from worker.dead_cli import dead_app
+from worker.health import probe, serving_probes
 from worker.inspect_cli import export, replay, stats, tail
 from worker.jobs_cli import cancel, enqueue
 from worker.logs import configure_logging
@@ -74,9 +75,25 @@ async def _run_worker(settings: Settings, burst: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runner.stop)
     try:
-        await runner.run(until_idle=burst)
+        with serving_probes(settings, runner.health, runner.metrics.registry):
+            await runner.run(until_idle=burst)
     finally:
         await redis.aclose()
+
+
+@app.command()
+def health(
+    config: ConfigOption = None,
+    live: Annotated[bool, typer.Option("--live", help="Only ask whether the worker is alive.")] = False,
+) -> None:
+    """Exit 0 when the worker on LCSTREAM_METRICS_PORT is ready (or, with --live, alive); 1 if not."""
+    settings = settings_or_exit(config)
+    if not settings.metrics_port:
+        typer.echo("LCSTREAM_METRICS_PORT is 0: the worker serves no health endpoint to ask", err=True)
+        raise typer.Exit(2)
+    ok, said = probe(settings.metrics_host, settings.metrics_port, live_only=live)
+    typer.echo(said, err=not ok)
+    raise typer.Exit(0 if ok else 1)
 
 
 @app.command()

@@ -18,6 +18,7 @@ from arq.worker import Worker as ArqWorker
 
 from config import Settings
 from streams.connection import connect_with
+from worker.health import serving_probes
 from worker.jobs import create_job_worker, job_grace_s
 from worker.logs import route_stdlib_logger
 from worker.runner import Worker
@@ -45,23 +46,24 @@ async def run_with_jobs(settings: Settings, *, burst: bool = False) -> None:
 
     for sig in signals:
         loop.add_signal_handler(sig, stop, sig)
-    try:
-        if burst:
-            # Jobs first: they don't wait for their messages' outcomes, and the stream worker's
-            # burst then finds every message they announced.
-            await run_jobs(jobs)
-            await streams.run(until_idle=True)
-        else:
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(streams.run(), name="stream-worker")
-                tasks.create_task(run_jobs(jobs), name="job-worker")
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
+    with serving_probes(settings, streams.health, streams.metrics.registry):
         try:
-            await stop_jobs(jobs)
+            if burst:
+                # Jobs first: they don't wait for their messages' outcomes, and the stream worker's
+                # burst then finds every message they announced.
+                await run_jobs(jobs)
+                await streams.run(until_idle=True)
+            else:
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(streams.run(), name="stream-worker")
+                    tasks.create_task(run_jobs(jobs), name="job-worker")
         finally:
-            await redis.aclose()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            try:
+                await stop_jobs(jobs)
+            finally:
+                await redis.aclose()
 
 
 async def run_jobs(jobs: ArqWorker) -> None:

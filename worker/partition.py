@@ -25,6 +25,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from streams.errors import InvalidMessageIdError
+from streams.groups import group_backlog
 from streams.ordering import parse_entry_id
 from worker.handler import MessageHandler
 from worker.publisher import Batch, Verdict
@@ -78,6 +79,7 @@ class Partition:
     async def _rounds(self, until_idle: bool) -> None:
         worker, settings = self._worker, self._settings
         wake_id = await self._last_dispatch_id()
+        worker.health.redis_ok(self._k)
         from_history = True  # first re-read this consumer's own pending entries
         claim_due = True  # D(k) may hold entries not tried yet (else only a wake-up says so)
         grace_ends_at: float | None = None
@@ -124,6 +126,7 @@ class Partition:
                     await self._settle_write()  # nothing waits to be read; what the write ended
                     continue  # changes what to read (and whether the worker is idle)
                 reply = await worker.wire.xread(streams, count=settings.read_count, block_ms=block)
+                worker.health.redis_ok(self._k)
                 for key, entries in reply:
                     if key == self._dispatch_key:
                         wake_id, claim_due = entries[-1][0], True
@@ -155,12 +158,21 @@ class Partition:
     # -- writing -------------------------------------------------------------
 
     async def _publish(self, batch: Batch) -> None:
-        worker = self._worker
+        worker, metrics = self._worker, self._worker.metrics
+        started_at = time.monotonic()
         verdicts = await worker.publisher.publish(batch)
+        written_at = time.monotonic()
+        metrics.write_seconds.observe(written_at - started_at)
         for handler, frames in batch.frames:
             verdict, outcome = verdicts[handler.message_id], handler.outcome
             if verdict is not Verdict.LOST:
                 worker.stats.frames += len(frames)
+                metrics.delay_seconds.observe(max(0.0, written_at - handler.last_event_at))
+                if handler.dead is not None:
+                    metrics.dead_letters.inc()
+                if outcome is not None and verdict is Verdict.WRITTEN:
+                    reason = "completed" if outcome.error is None else outcome.error["code"]
+                    metrics.outcomes.labels(outcome.status, reason).inc()
             if verdict is Verdict.WRITTEN and outcome is None:
                 continue
             if not self._forget(handler):
@@ -238,6 +250,7 @@ class Partition:
                 batch.started.append(handler)
         if rejected:
             await self._worker.publisher.reject(self._dispatch, rejected)
+            self._worker.metrics.dead_letters.inc(len(rejected))
         if duplicates:
             await self._redis.xack(self._dispatch, self._settings.group, *duplicates)
             log.info("duplicate-acked", partition=self._k, entries=len(duplicates))
@@ -306,6 +319,11 @@ class Partition:
                 batch.frames.append((handler, [handler.give_up("idle_timeout", error)]))
         if not self._worker.stopping:
             await self._take_over(batch)
+        if (backlog := await group_backlog(self._redis, self._dispatch, self._settings.group)) is not None:
+            partition = str(self._k)
+            self._worker.metrics.group_pending.labels(partition).set(backlog.pending)
+            if backlog.lag is not None:
+                self._worker.metrics.group_lag.labels(partition).set(backlog.lag)
         if now >= self._trim_at:
             self._trim_at = now + TRIM_INTERVAL_S
             await self._worker.trim_dispatch(self._dispatch)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
@@ -22,24 +21,15 @@ from streams.backoff import Backoff, is_transient
 from streams.events import EventLimits
 from streams.keys import Keyspace
 from worker.handler import MessageHandler
+from worker.health import Health
+from worker.metrics import WorkerMetrics
 from worker.partition import Partition
 from worker.publisher import FramePublisher
+from worker.stats import WorkerStats
 from worker.takeover import Leases
 from worker.wire import RawCommands
 
 log = structlog.get_logger("lcstream.worker")
-
-
-@dataclass(slots=True)
-class WorkerStats:
-    """Counters since start."""
-
-    events: int = 0
-    frames: int = 0
-    completed: int = 0
-    failed: int = 0
-    taken_over: int = 0
-    lost_claims: int = 0
 
 
 class Worker:
@@ -60,6 +50,8 @@ class Worker:
             takeover_after_ms=settings.takeover_after_ms,
         )  # fmt: skip
         self.stats = WorkerStats()
+        self.health = Health(settings.partitions)
+        self.metrics = WorkerMetrics(self.stats, lambda: self.open_messages)
         self.held: dict[int, dict[bytes, MessageHandler]] = {}  # each partition's open messages
         self._reserved = 0
         self._capacity_freed = asyncio.Event()
@@ -82,6 +74,7 @@ class Worker:
                 "stopping", open_messages=self.open_messages, grace_period_s=self.settings.grace_period_s
             )
         self._stopping.set()
+        self.health.stopping = True
         self._capacity_freed.set()
 
     async def run(self, *, until_idle: bool = False) -> WorkerStats:
@@ -93,9 +86,15 @@ class Worker:
             group=settings.group, partitions=settings.partitions, until_idle=until_idle,
         )  # fmt: skip
         started_at = time.monotonic()
-        async with asyncio.TaskGroup() as tasks:
-            for k in range(self.keyspace.partitions):
-                tasks.create_task(self._run_partition(k, until_idle), name=f"partition-{k}")
+        ticker = asyncio.create_task(self.health.tick_forever(), name="health-ticker")
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for k in range(self.keyspace.partitions):
+                    tasks.create_task(self._run_partition(k, until_idle), name=f"partition-{k}")
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
         elapsed_s = time.monotonic() - started_at
         log.info(
             "stopped", elapsed_s=round(elapsed_s, 3),
@@ -126,6 +125,7 @@ class Worker:
                     await self._ensure_groups()
                 elif not is_transient(exc):
                     raise
+                self.health.redis_lost(k)
                 delay_s = next(delays)
                 log.warning("redis-unavailable", partition=k, error=str(exc), retry_in_s=round(delay_s, 3))
             finally:

@@ -26,6 +26,7 @@ from redis.exceptions import NoPermissionError
 from config import load_settings
 from streams.connection import connect
 from streams.frames import Frame
+from streams.groups import group_backlog
 from streams.keys import Keyspace
 from streams.producer import StreamProducer, publish_events
 from streams.reader import read_frames, read_outcome
@@ -242,6 +243,12 @@ async def test_producer_worker_and_reader_work_under_their_users(
         if channel in live:
             heard[live[channel]].append(Frame.from_live(payload))
     assert heard == stored
+
+    # The reader may see the group's backlog (the gateway's /metrics does): nothing waits undelivered.
+    for dispatch in KEYSPACE.all_dispatch():
+        backlog = await group_backlog(reader, dispatch, "workers")
+        assert backlog is not None
+        assert backlog.lag == 0
 
     # The CLI as the reader: outcomes and dead letters.
     done = run_lcstream("result", "msg-plain-1", env=reader_env)

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from streams.errors import InvalidMessageIdError
+from streams.groups import group_backlog
 from worker.gateway.history import last_frame
 from worker.gateway.state import gateway_of
 
@@ -59,8 +60,16 @@ async def healthz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text format."""
-    return Response(generate_latest(gateway_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text format; the consumer group's backlog is read from Redis for each scrape (the
+    gateway stays up while every worker is down, which is when the backlog matters)."""
+    gateway = gateway_of(request)
+    group = gateway.settings.group
+    for k, dispatch in enumerate(gateway.keyspace.all_dispatch()):
+        if (backlog := await group_backlog(gateway.redis, dispatch, group)) is not None:
+            gateway.metrics.group_pending.labels(str(k)).set(backlog.pending)
+            if backlog.lag is not None:
+                gateway.metrics.group_lag.labels(str(k)).set(backlog.lag)
+    return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 async def dashboard(request: Request) -> Response:

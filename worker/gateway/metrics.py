@@ -30,6 +30,18 @@ class GatewayMetrics:
             "SSE clients cut off for falling more than the client buffer behind.",
             registry=self.registry,
         )
+        self.group_lag = Gauge(
+            "lcstream_group_lag",
+            "Dispatch entries not yet delivered to the consumer group, per partition (read at scrape).",
+            ["partition"],
+            registry=self.registry,
+        )
+        self.group_pending = Gauge(
+            "lcstream_group_pending",
+            "Dispatch entries delivered but not yet acknowledged, per partition (read at scrape).",
+            ["partition"],
+            registry=self.registry,
+        )
         self.requests = Counter(
             "lcstream_gateway_requests",
             "HTTP requests by route and status (counted when the response starts).",
