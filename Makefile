@@ -41,6 +41,11 @@ pytest: install redis-server chromium
 faults: install redis-server
 	$(BIN)/pytest tests/faults
 
+## Side-by-side performance run (issue 6): lcstream, a naive worker, and the in-process and Redis ceilings.
+## BENCH_ARGS=--quick for a smoke run of a minute or two; --only WORKLOAD, --json PATH. See docs/performance.md.
+bench: install redis-server
+	$(BIN)/python -m tests.benchmarks $(BENCH_ARGS)
+
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server; \

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +15,13 @@ import fakeredis
 import pytest
 import redis
 from redis.asyncio import Redis
+
+from tests import redis_process
+
+# Re-exported: the fixtures' users import these names from here.
+from tests.redis_process import RedisServer as RedisServer
+from tests.redis_process import free_port as free_port
+from tests.redis_process import stop_redis_server as stop_redis_server
 
 CONFORMANCE_DIR = Path(
     os.environ.get("LCSTREAM_CONFORMANCE_DIR")
@@ -35,61 +38,15 @@ def conformance_cases() -> list[dict[str, Any]]:
     return [json.loads(f.read_text()) for f in files]
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass(frozen=True)
-class RedisServer:
-    """A redis-server process the tests own."""
-
-    port: int
-    process: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-
 def start_redis_server(directory: Path, *extra: str, port: int | None = None) -> RedisServer:
-    """Start redis-server on a free loopback port (or `port`, for a restart) in `directory`; wait for PING."""
-    binary = shutil.which("redis-server")
-    if binary is None:  # CI and `make test` install it; a missing one is a failure, not a skip
-        pytest.fail("redis-server not found: run 'make test' or 'apt-get install -y redis-server'")
-    port = free_port() if port is None else port
-    assert port != 6379, "never touch the machine's own Redis"
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    args += ["--dir", str(directory), "--logfile", str(directory / "redis.log"), *extra]
-    process = subprocess.Popen(args)
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 10
-    try:
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:  # BusyLoadingError too, while it loads its AOF
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    log = (directory / "redis.log").read_text() if (directory / "redis.log").exists() else ""
-                    pytest.fail(f"redis-server on port {port} did not start: {log[-2000:]}")
-                time.sleep(0.02)
-    finally:
-        client.close()
-    return RedisServer(port, process)
+    """Start redis-server on a free loopback port (or `port`, for a restart) in `directory`; wait for PING.
 
-
-def stop_redis_server(server: RedisServer) -> None:
-    server.process.terminate()
+    A server that can't start fails the test (CI must run the real backend; it never skips).
+    """
     try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+        return redis_process.start_redis_server(directory, *extra, port=port)
+    except redis_process.RedisStartError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
