@@ -1,14 +1,16 @@
-"""Writing frames to `O(M)`/`L(M)` and committing outcomes: one fenced script call per message per batch.
+"""Writing frames to `O(M)`/`L(M)` and committing outcomes: fenced script calls, many messages each.
 
-Every write is fenced on this consumer still owning the message's dispatch
-entry (`XPENDING` names it), so a worker that lost its claim writes no frame,
-no outcome and no ack. Frames have explicit ids `0-seq`: a rebuilt message's
-frames that already exist are refused by Redis (and not published again), so
-`O(M)` never holds a duplicate. When a message ends, the same call writes
-`R(M)`, the lifecycle notice and the retention TTLs, then acks.
+Every message's write is fenced on this consumer still owning its dispatch
+entry (`XPENDING` names it), so a worker that lost a claim writes no frame,
+no outcome and no ack for it. Frames have explicit ids `0-seq`: a rebuilt
+message's frames that already exist are refused by Redis (and not published
+again), so `O(M)` never holds a duplicate. When a message ends, the same call
+writes `R(M)`, the lifecycle notice and the retention TTLs, then acks.
 
-One script call per message instead of two commands per frame also keeps
-client-side packing and reply parsing, the worker's largest cost, small.
+One call carries every message of a round (up to `FRAMES_PER_CALL` frames):
+in live traffic a round holds about one event per message, and a call per
+message cost Redis more than the writes themselves. All keys of a call share
+the partition's hash slot, so it is valid on a cluster too.
 """
 
 from __future__ import annotations
@@ -27,34 +29,49 @@ from streams.keys import Keyspace
 from worker.handler import MessageHandler
 from worker.wire import Command, RawCommands
 
-# KEYS: D(k), O(M), R(M), E(M)
-# ARGV: 1 dispatch id, 2 consumer, 3 group, 4 L(M), 5 first seq, 6 frame count n, 7..6+n frame bodies,
-#       and when the message ends: outcome, notices channel, notice, retention s
+# KEYS: D(k), then per message O(M), R(M), E(M).
+# ARGV: 1 consumer, 2 group, 3 notices channel, 4 retention s, then per message:
+#       dispatch id, L(M), first seq, frame count n, ending (0/1), n frame bodies, [outcome, notice].
+# Returns one verdict per message (see Verdict).
 APPEND_LUA = """
-local pending = redis.call('XPENDING', KEYS[1], ARGV[3], ARGV[1], ARGV[1], 1)
-if #pending == 0 or pending[1][2] ~= ARGV[2] then return 0 end
-local n, first = tonumber(ARGV[6]), tonumber(ARGV[5])
-local ending = #ARGV > 6 + n
-if ending and redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('XACK', KEYS[1], ARGV[3], ARGV[1])
-  return 2
-end
-for i = 0, n - 1 do
-  local body, seq = ARGV[7 + i], first + i
-  if type(redis.pcall('XADD', KEYS[2], '0-' .. seq, 'f', body)) == 'string' then
-    redis.call('PUBLISH', ARGV[4], '{"seq":' .. seq .. ',' .. string.sub(body, 2))
+local dispatch, consumer, group, notices, retention = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local verdicts, at, k = {}, 5, 2
+while at <= #ARGV do
+  local id, live, first, n = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
+  local ending = ARGV[at + 4] == '1'
+  local out, result, events, bodies = KEYS[k], KEYS[k + 1], KEYS[k + 2], at + 5
+  local verdict = 1
+  local pending = redis.call('XPENDING', dispatch, group, id, id, 1)
+  if #pending == 0 or pending[1][2] ~= consumer then
+    verdict = 0
+  elseif ending and redis.call('EXISTS', result) == 1 then
+    redis.call('XACK', dispatch, group, id)
+    verdict = 2
+  else
+    for i = 0, n - 1 do
+      local body, seq = ARGV[bodies + i], first + i
+      if type(redis.pcall('XADD', out, '0-' .. seq, 'f', body)) == 'string' then
+        redis.call('PUBLISH', live, '{"seq":' .. seq .. ',' .. string.sub(body, 2))
+      end
+    end
+    if ending then
+      local o = bodies + n
+      redis.call('SET', result, ARGV[o], 'EX', retention)
+      redis.call('PUBLISH', notices, ARGV[o + 1])
+      redis.call('EXPIRE', out, retention)
+      redis.call('EXPIRE', events, retention)
+      redis.call('XACK', dispatch, group, id)
+    end
   end
+  verdicts[#verdicts + 1] = verdict
+  at, k = bodies + n + (ending and 2 or 0), k + 3
 end
-if ending then
-  local at = 7 + n
-  redis.call('SET', KEYS[3], ARGV[at], 'EX', ARGV[at + 3])
-  redis.call('PUBLISH', ARGV[at + 1], ARGV[at + 2])
-  redis.call('EXPIRE', KEYS[2], ARGV[at + 3])
-  redis.call('EXPIRE', KEYS[4], ARGV[at + 3])
-  redis.call('XACK', KEYS[1], ARGV[3], ARGV[1])
-end
-return 1
+return verdicts
 """
+
+# Frames one script call carries at most: Redis runs a script to the end, so a round's writes are
+# split to keep other clients' commands from waiting long behind one.
+FRAMES_PER_CALL = 2_000
 
 DEAD_LETTER_MAX_LEN = 100_000
 
@@ -114,33 +131,41 @@ class FramePublisher:
         commands: list[Command] = [
             (b"PUBLISH", notices, _notice(handler.message_id, "started")) for handler in batch.started
         ]
-        script_replies: list[int] = []  # where each message's script call sits in the batch
-        for handler, frames in batch.frames:
+        for handler, _ in batch.frames:
             if (dead := handler.dead) is not None:
                 dead_letter = self._dead_letter(
                     handler.message_id, dead.reason, dead.error,
                     deliveries=handler.deliveries, dispatch_id=handler.delivery_id,
                 )  # fmt: skip
                 commands.append(dead_letter)
-            keys = handler.keys
-            command: list[EncodableT] = [
-                b"EVALSHA", self._sha, 4, keys.dispatch, keys.out, keys.result, keys.events,
-                handler.delivery_id, self._consumer, self._group, keys.live,
-                frames[0].seq, len(frames), *[frame.body_json() for frame in frames],
-            ]  # fmt: skip
-            if (outcome := handler.outcome) is not None:
-                notice = _notice(handler.message_id, outcome.status)
-                command += [outcome.to_json(), notices, notice, self._retention_s]
-            script_replies.append(len(commands))
-            commands.append(command)
+        calls: list[list[MessageHandler]] = []  # the messages of each script call, in order
+        for chunk in _chunks(batch.frames):
+            keys: list[EncodableT] = [chunk[0][0].keys.dispatch]
+            args: list[EncodableT] = [self._consumer, self._group, notices, self._retention_s]
+            for handler, frames in chunk:
+                message, outcome = handler.keys, handler.outcome
+                keys += [message.out, message.result, message.events]
+                args += [
+                    handler.delivery_id,
+                    message.live,
+                    frames[0].seq,
+                    len(frames),
+                    int(outcome is not None),
+                ]
+                args += [frame.body_json() for frame in frames]
+                if outcome is not None:
+                    args += [outcome.to_json(), _notice(handler.message_id, outcome.status)]
+            commands.append((b"EVALSHA", self._sha, len(keys), *keys, *args))
+            calls.append([handler for handler, _ in chunk])
         replies = await self._wire.execute(commands)
         for reply in replies:
             if isinstance(reply, ResponseError):
                 raise reply
-        return {
-            handler.message_id: Verdict(replies[at])
-            for (handler, _), at in zip(batch.frames, script_replies, strict=True)
-        }
+        verdicts: dict[str, Verdict] = {}
+        for handlers, reply in zip(calls, replies[len(replies) - len(calls) :], strict=True):
+            for handler, verdict in zip(handlers, reply, strict=True):
+                verdicts[handler.message_id] = Verdict(verdict)
+        return verdicts
 
     async def reject(self, dispatch: str, entries: list[tuple[bytes, str, str, str]]) -> None:
         """Dead-letter and ack dispatch entries that name no usable message (id, m, reason, error)."""
@@ -165,3 +190,18 @@ class FramePublisher:
 
 def _notice(message_id: str, status: str) -> bytes:
     return orjson.dumps({"message_id": message_id, "status": status})
+
+
+def _chunks(
+    frames: list[tuple[MessageHandler, list[Frame]]],
+) -> list[list[tuple[MessageHandler, list[Frame]]]]:
+    """The round's messages in script calls of about `FRAMES_PER_CALL` frames (a message is never split)."""
+    chunks: list[list[tuple[MessageHandler, list[Frame]]]] = []
+    size = 0
+    for item in frames:
+        if not chunks or size + len(item[1]) > FRAMES_PER_CALL:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += len(item[1])
+    return chunks

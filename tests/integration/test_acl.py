@@ -390,7 +390,11 @@ async def test_a_user_of_another_prefix_reads_nothing(acl_server: AclServer, adm
     await refused(other_worker.xread({k["events"]: "0-0"}))
     await refused(other_worker.xreadgroup("workers", "spy", {k["dispatch"]: ">"}))
     sha = await other_worker.script_load(APPEND_LUA)
-    await refused(other_worker.evalsha(sha, 4, k["dispatch"], k["out"], k["result"], k["events"]))
+    one_message: tuple[str, ...] = (
+        "spy", "workers", k["notices"], "60", "0-1", k["live"], "1", "1", "0", '{"kind":"text","data":"x"}',
+    )  # fmt: skip
+    keys = (k["dispatch"], k["out"], k["result"], k["events"])
+    await refused(other_worker.evalsha(sha, len(keys), *keys, *one_message))
     await refused(other_worker.set(k["result"], b"forged"))
     await refused(other_worker.xadd(k["dead"], {"m": "forged"}))
     await refused(other_worker.delete(k["out"]))
