@@ -91,7 +91,15 @@ class Settings(BaseSettings):
     block_ms: int = Field(
         1000, ge=1, description="Longest a blocking read waits; shorter than the socket timeout."
     )
-    read_count: int = Field(1000, ge=1, le=100_000, description="Entries asked for per stream in one read.")
+    read_count: int = Field(
+        5000,
+        ge=1,
+        le=100_000,
+        description="Most events one read returns, shared among the open messages (at least one each).",
+    )
+    claim_count: int = Field(
+        100, ge=1, le=10_000, description="Most new messages one worker claims in one read of D(k)."
+    )
     socket_timeout_s: float = Field(
         10.0, gt=0, description="Redis socket timeout; blocking reads stay below it."
     )

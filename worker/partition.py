@@ -125,7 +125,8 @@ class Partition:
                 if block is not None and self._writing is not None:
                     await self._settle_write()  # nothing waits to be read; what the write ended
                     continue  # changes what to read (and whether the worker is idle)
-                reply = await worker.wire.xread(streams, count=settings.read_count, block_ms=block)
+                per_stream = max(1, settings.read_count // len(streams))
+                reply = await worker.wire.xread(streams, count=per_stream, block_ms=block)
                 worker.health.redis_ok(self._k)
                 for key, entries in reply:
                     if key == self._dispatch_key:
@@ -134,7 +135,7 @@ class Partition:
                     handler = self._handlers.get(key)
                     if handler is None:  # the write in flight found the claim lost
                         continue
-                    handler.behind = len(entries) >= settings.read_count
+                    handler.behind = len(entries) >= per_stream
                     frames = handler.accept([(entry_id, field_map(flat)) for entry_id, flat in entries])
                     worker.stats.events += len(entries)
                     if frames:

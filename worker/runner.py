@@ -143,7 +143,7 @@ class Worker:
         room = settings.max_open_messages - self.open_messages - self._reserved
         # A fair share per claim, so one partition's claim in flight can't starve the others.
         share = max(1, settings.max_open_messages // settings.partitions)
-        want = max(0, min(settings.read_count, room, share))
+        want = max(0, min(settings.claim_count, room, share))
         self._reserved += want
         return want
 

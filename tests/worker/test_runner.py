@@ -214,3 +214,11 @@ async def test_a_backlog_waiting_at_start_is_claimed_without_blocking(
     assert worker.stats.completed + worker.stats.failed == len(CASES)
     assert blocks[0] is None
     assert capacity_waits == []
+
+
+async def test_one_claim_takes_at_most_claim_count_messages(any_redis: Redis) -> None:
+    """A burst of new messages is spread over the workers awake, not taken whole by the first."""
+    worker = Worker(any_redis, settings_for(claim_count=3, max_open_messages=100))
+    assert worker.reserve_capacity() == 3
+    full = Worker(any_redis, settings_for(claim_count=50, max_open_messages=10))
+    assert full.reserve_capacity() == 10
