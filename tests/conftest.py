@@ -16,7 +16,8 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from tests import redis_process
+from tests import cluster_process, redis_process
+from tests.cluster_process import LocalCluster
 
 # Re-exported: the fixtures' users import these names from here.
 from tests.redis_process import RedisServer as RedisServer
@@ -55,6 +56,24 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = start_redis_server(tmp_path_factory.mktemp("redis"))
     yield server
     stop_redis_server(server)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One local 3-master Redis Cluster for the session (no replicas), on free loopback ports."""
+    try:
+        cluster = cluster_process.start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    except redis_process.RedisStartError as exc:  # a cluster that can't start fails, never skips
+        pytest.fail(str(exc))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: LocalCluster) -> str:
+    """The session cluster's `redis+cluster://` URL, every master flushed first."""
+    redis_cluster.flush()
+    return redis_cluster.url
 
 
 @pytest.fixture
