@@ -22,7 +22,7 @@ from pydantic_settings import (
 _config_file: ContextVar[Path | None] = ContextVar("lcstream_config_file", default=None)
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_REDIS_SCHEMES = {"redis", "rediss", "unix"}
+_REDIS_SCHEMES = {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}
 MODEL_PATH_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*")
 
 
@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     )
 
     redis_url: str = Field(
-        "redis://localhost:6379/0", description="Redis to use (redis://, rediss://, unix://)."
+        "redis://localhost:6379/0",
+        description="Redis to use (redis://, rediss://, unix://; redis+cluster:// for a Redis Cluster).",
     )
     tls_ca_file: Path | None = Field(None, description="CA bundle to verify a rediss:// server against.")
     tls_cert_file: Path | None = Field(None, description="Client certificate for rediss:// (mutual TLS).")
@@ -152,7 +153,10 @@ class Settings(BaseSettings):
         shown = redact_url(value)
         parts = urlsplit(value)
         if parts.scheme not in _REDIS_SCHEMES:
-            raise ValueError(f"redis_url {shown!r} must start with redis://, rediss:// or unix://")
+            raise ValueError(
+                f"redis_url {shown!r} must start with redis://, rediss://, unix://, redis+cluster:// "
+                "or rediss+cluster://"
+            )
         try:
             parts.port  # noqa: B018 - parsing the port is the check
         except ValueError:

@@ -12,8 +12,8 @@ import asyncio
 import time
 
 from langchain_core.language_models.chat_model_stream import AsyncChatModelStream
-from redis.asyncio import Redis
 
+from streams.cluster import RedisClient
 from streams.errors import EventDecodeError, LcstreamError, MessageFailedError
 from streams.events import EventLimits, decode_event
 from streams.keys import Keyspace, MessageKeys
@@ -39,7 +39,7 @@ class _Pump:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         keys: MessageKeys,
         keyspace: Keyspace,
         stream: AttachedStream,
@@ -106,7 +106,7 @@ class _Pump:
 
 
 def attach(
-    redis: Redis,
+    redis: RedisClient,
     message_id: str,
     *,
     keyspace: Keyspace | None = None,

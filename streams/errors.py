@@ -53,6 +53,11 @@ class RedisUnavailableError(LcstreamError):
     severity = Severity.TRANSIENT
 
 
+class SlotMovedError(RedisUnavailableError):
+    """A cluster slot is served by another node now (or not at all for a moment): retry after
+    reading the slot map again."""
+
+
 class MessageFailedError(LcstreamError):
     """A message ended failed; raised by clients awaiting its result."""
 

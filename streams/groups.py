@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from streams.cluster import RedisClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +16,7 @@ class GroupBacklog:
     pending: int
 
 
-async def group_backlog(redis: Redis, dispatch: str, group: str) -> GroupBacklog | None:
+async def group_backlog(redis: RedisClient, dispatch: str, group: str) -> GroupBacklog | None:
     """The group's backlog on `dispatch`, or None when the stream or the group does not exist yet."""
     if not await redis.exists(dispatch):
         return None

@@ -13,12 +13,12 @@ from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
 from streams.backoff import retry_transient
-from streams.errors import LcstreamError
+from streams.cluster import RedisClient, node_for, refresh_slots, slot_moved
+from streams.errors import LcstreamError, SlotMovedError
 from streams.events import EVENT_FIELD, TIME_FIELD, Event, now_ms
 from streams.keys import Keyspace, validate_message_id
 
@@ -51,7 +51,7 @@ class StreamProducer:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         message_id: str,
         *,
         keyspace: Keyspace | None = None,
@@ -150,7 +150,8 @@ class StreamProducer:
     async def _write(self, batch: list[tuple[bytes, bytes]]) -> None:
         keys = self._keys
         first_seq = self._written + 1
-        pipe = self._redis.pipeline(transaction=True)
+        node = await node_for(self._redis, keys.events)  # a cluster runs MULTI on the slot's master
+        pipe = node.pipeline(transaction=True)
         for offset, (event_json, time_ms) in enumerate(batch):
             seq = first_seq + offset
             if seq == 1:
@@ -169,6 +170,9 @@ class StreamProducer:
                 fields: dict[FieldT, EncodableT] = {EVENT_FIELD: event_json, TIME_FIELD: time_ms}
                 pipe.xadd(keys.events, fields, id=f"0-{seq}", nomkstream=True)
         for reply in await pipe.execute(raise_on_error=False):
+            if isinstance(reply, ResponseError) and slot_moved(reply):
+                await refresh_slots(self._redis)
+                raise SlotMovedError(f"slot of {self.message_id} moved: {reply}") from reply
             if isinstance(reply, ResponseError) and _DUPLICATE_ID not in str(reply):
                 raise reply
             if reply is None:
@@ -178,7 +182,7 @@ class StreamProducer:
 
 
 async def publish_events(
-    redis: Redis,
+    redis: RedisClient,
     events: Iterable[Event] | AsyncIterable[Event],
     *,
     message_id: str | None = None,

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
-
+from streams.cluster import RedisClient
 from streams.events import Event, EventLimits, decode_event
 from streams.frames import Frame, Outcome
 from streams.keys import Keyspace
 from streams.ordering import parse_entry_id
 
 
-async def read_outcome(redis: Redis, message_id: str, keyspace: Keyspace | None = None) -> Outcome | None:
+async def read_outcome(
+    redis: RedisClient, message_id: str, keyspace: Keyspace | None = None
+) -> Outcome | None:
     """The stored outcome of M, or None while it has none."""
     raw = await redis.get((keyspace or Keyspace()).message(message_id).result)
     return None if raw is None else Outcome.from_json(raw)
 
 
 async def read_frames(
-    redis: Redis, message_id: str, keyspace: Keyspace | None = None, *, after: int = 0
+    redis: RedisClient, message_id: str, keyspace: Keyspace | None = None, *, after: int = 0
 ) -> list[Frame]:
     """Every frame of M in `O(M)` with seq above `after`, in order."""
     key = (keyspace or Keyspace()).message(message_id).out
@@ -26,7 +27,7 @@ async def read_frames(
 
 
 async def read_events(
-    redis: Redis,
+    redis: RedisClient,
     message_id: str,
     keyspace: Keyspace | None = None,
     *,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 
 from langchain_core.messages import AIMessage, messages_from_dict
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
+from streams.cluster import LiveSubscription, RedisClient
 from streams.errors import MessageFailedError
 from streams.frames import TERMINAL_KINDS, Frame, Outcome
 from streams.keys import Keyspace
@@ -15,7 +14,7 @@ from streams.reader import read_outcome
 
 
 async def result(
-    redis: Redis,
+    redis: RedisClient,
     message_id: str,
     timeout_s: float | None = None,
     *,
@@ -30,20 +29,20 @@ async def result(
     """
     keys = (keyspace or Keyspace()).message(message_id)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    pubsub = redis.pubsub()
+    # Subscribed before the first read, so the end can't slip between.
+    live = await LiveSubscription.open(redis, keys.live)
     try:
-        await pubsub.subscribe(keys.live)  # before the first read, so the end can't slip between
         while True:
             outcome = await read_outcome(redis, message_id, keyspace)
             if outcome is not None:
                 return _message_of(message_id, outcome)
-            await _until_terminal_frame(pubsub, poll_s, deadline, message_id, timeout_s)
+            await _until_terminal_frame(live, poll_s, deadline, message_id, timeout_s)
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await live.aclose()
 
 
 async def _until_terminal_frame(
-    pubsub: PubSub, poll_s: float, deadline: float | None, message_id: str, timeout_s: float | None
+    live: LiveSubscription, poll_s: float, deadline: float | None, message_id: str, timeout_s: float | None
 ) -> None:
     """Return when a terminal frame was published, or after `poll_s` (a missed publish is
     caught by the caller's next read of `R(M)`)."""
@@ -55,8 +54,8 @@ async def _until_terminal_frame(
         ends = poll_ends if deadline is None else min(poll_ends, deadline)
         if now >= ends:
             return
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=ends - now)
-        if message is not None and Frame.from_live(message["data"]).kind in TERMINAL_KINDS:
+        payload = await live.get(ends - now)
+        if payload is not None and Frame.from_live(payload).kind in TERMINAL_KINDS:
             return
 
 

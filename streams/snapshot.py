@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
-
+from streams.cluster import RedisClient
 from streams.frames import Frame, FrameKind
 from streams.keys import Keyspace
 from streams.reader import read_frames
@@ -62,7 +61,7 @@ class Snapshot:
         }
 
 
-async def read_snapshot(redis: Redis, message_id: str, keyspace: Keyspace | None = None) -> Snapshot:
+async def read_snapshot(redis: RedisClient, message_id: str, keyspace: Keyspace | None = None) -> Snapshot:
     """Fold every frame stored so far; follow with `subscribe(after=snapshot.seq)` for the rest."""
     snapshot = Snapshot(message_id)
     for frame in await read_frames(redis, message_id, keyspace):

@@ -8,19 +8,16 @@ connection loses messages) is filled in from `O(M)`, which holds every frame.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
-
+from streams.cluster import LiveSubscription, RedisClient
 from streams.frames import TERMINAL_KINDS, Frame
 from streams.keys import Keyspace
 from streams.reader import read_frames
 
 
 async def subscribe(
-    redis: Redis,
+    redis: RedisClient,
     message_id: str,
     *,
     after: int = 0,
@@ -33,10 +30,8 @@ async def subscribe(
     frames whose publish was missed still arrive.
     """
     keys = (keyspace or Keyspace()).message(message_id)
-    pubsub = redis.pubsub()
+    live_channel = await LiveSubscription.open(redis, keys.live)
     try:
-        await pubsub.subscribe(keys.live)
-        await _confirmed(pubsub)
         last = after
         for frame in await read_frames(redis, message_id, keyspace, after=last):
             yield frame
@@ -44,8 +39,8 @@ async def subscribe(
             if frame.kind in TERMINAL_KINDS:
                 return
         while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=quiet_check_s)
-            live = Frame.from_live(message["data"]) if message is not None else None
+            payload = await live_channel.get(quiet_check_s)
+            live = Frame.from_live(payload) if payload is not None else None
             if live is not None and live.seq <= last:
                 continue  # already yielded from history
             if live is None or live.seq > last + 1:
@@ -61,14 +56,4 @@ async def subscribe(
             if live.kind in TERMINAL_KINDS:
                 return
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-
-async def _confirmed(pubsub: PubSub, timeout_s: float = 10.0) -> None:
-    """Wait for the server's subscribe confirmation: only then is no later publish missed."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        message = await pubsub.get_message(timeout=0.5)
-        if message is not None and message["type"] == "subscribe":
-            return
-    raise TimeoutError("no subscribe confirmation from Redis")
+        await live_channel.aclose()

@@ -6,15 +6,15 @@ import asyncio
 import contextlib
 
 from langchain_core.language_models.chat_model_stream import AsyncChatModelStream
-from redis.asyncio import Redis
 
+from streams.cluster import RedisClient
 from streams.events import Event
 from streams.keys import Keyspace
 from streams.producer import StreamProducer
 
 
 async def tee_stream(
-    redis: Redis,
+    redis: RedisClient,
     stream: AsyncChatModelStream,
     *,
     message_id: str | None = None,

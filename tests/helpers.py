@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from config import Settings, load_settings
+from streams.cluster import RedisClient
 from streams.frames import Frame, FrameKind
 from streams.keys import Keyspace
 from streams.reader import read_frames
@@ -63,7 +64,7 @@ def deltas_of(frames: Sequence[Frame]) -> dict[str, list[Any]]:
 
 
 async def assert_frames_match(
-    redis: Redis, message_id: str, expected: dict[str, Any], keyspace: Keyspace | None = None
+    redis: RedisClient, message_id: str, expected: dict[str, Any], keyspace: Keyspace | None = None
 ) -> list[Frame]:
     """O(M) holds seqs 1..n, starts with `start`, has the expected deltas and ends as expected."""
     frames = await read_frames(redis, message_id, keyspace)
@@ -139,7 +140,9 @@ async def wait_until_open(worker: Worker, count: int, *, what: str = "") -> None
     await wait_for(holds, timeout_s=10, what=what or f"the worker to hold {count} messages")
 
 
-async def all_outcomes(redis: Redis, message_ids: Sequence[str], keyspace: Keyspace | None = None) -> bool:
+async def all_outcomes(
+    redis: RedisClient, message_ids: Sequence[str], keyspace: Keyspace | None = None
+) -> bool:
     """Whether every message has an outcome in `R(M)`."""
     space = keyspace or Keyspace()
     return all([await redis.exists(space.message(m).result) for m in message_ids])

@@ -9,13 +9,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
-from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
 
 from config import Settings, load_settings, redact_url
+from streams.cluster import RedisClient
 from streams.connection import connect_with
 from streams.errors import RedisUnavailableError
 from streams.keys import Keyspace
@@ -37,7 +37,7 @@ EXIT_ABSENT = 4
 T = TypeVar("T")
 
 
-def with_redis(settings: Settings, work: Callable[[Redis, Keyspace], Awaitable[T]]) -> T:
+def with_redis(settings: Settings, work: Callable[[RedisClient, Keyspace], Awaitable[T]]) -> T:
     """Run `work` on a fresh client of the configured Redis; a connection failure exits 3."""
 
     async def main() -> T:

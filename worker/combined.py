@@ -17,7 +17,7 @@ import signal
 from arq.worker import Worker as ArqWorker
 
 from config import Settings
-from streams.connection import connect_with
+from streams.connection import connect_single_with
 from worker.health import serving_probes
 from worker.jobs import create_job_worker, job_grace_s
 from worker.logs import route_stdlib_logger
@@ -28,7 +28,7 @@ async def run_with_jobs(settings: Settings, *, burst: bool = False) -> None:
     """Serve messages and jobs until SIGINT/SIGTERM; with `burst`, run the queued jobs, then the
     stream worker until idle."""
     route_stdlib_logger("arq", settings.log_level, settings.log_format)
-    redis = connect_with(settings)
+    redis = connect_single_with(settings)  # arq needs a single Redis
     streams = Worker(redis, settings)
     jobs = create_job_worker(settings, redis, handle_signals=False, burst=burst)
     loop = asyncio.get_running_loop()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
+from streams.cluster import RedisClient, node_for
 from streams.errors import LcstreamError
 from streams.frames import Outcome
 from streams.keys import Keyspace
@@ -41,7 +40,7 @@ def _text(fields: dict[bytes, bytes], name: bytes) -> str:
 
 
 async def list_dead_letters(
-    redis: Redis, keyspace: Keyspace, *, count: int = 100, message_id: str | None = None
+    redis: RedisClient, keyspace: Keyspace, *, count: int = 100, message_id: str | None = None
 ) -> list[DeadLetter]:
     """The newest `count` dead letters (of one message, if given), newest first."""
     letters: list[DeadLetter] = []
@@ -68,7 +67,7 @@ async def list_dead_letters(
     return letters[:count]
 
 
-async def retry_dead_letter(redis: Redis, keyspace: Keyspace, message_id: str) -> str:
+async def retry_dead_letter(redis: RedisClient, keyspace: Keyspace, message_id: str) -> str:
     """Clear M's failed outcome and frames, announce it again; remove its dead letters.
 
     Returns the new dispatch entry id. The rerun rebuilds from the stored events,
@@ -82,7 +81,7 @@ async def retry_dead_letter(redis: Redis, keyspace: Keyspace, message_id: str) -
     raw = await redis.get(keys.result)
     if raw is not None and Outcome.from_json(raw).status == "completed":
         raise RetryRefusedError(f"message {message_id} completed; there is nothing to retry")
-    retry = redis.register_script(RETRY_LUA)
+    retry = (await node_for(redis, keys.dispatch)).register_script(RETRY_LUA)  # keys share a slot
     dispatch_id = await retry(keys=[keys.events, keys.out, keys.result, keys.dispatch], args=[message_id])
     if not dispatch_id:
         raise RetryRefusedError(

@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from config import Settings
-from streams.connection import connect_with
+from streams.connection import connect_single
 from streams.frames import Frame, FrameKind
 from streams.keys import Keyspace
 from streams.ordering import parse_entry_id
@@ -134,7 +134,7 @@ async def _follow(redis: Redis, keyspace: Keyspace, views: list[_View], refresh:
 async def run_demo(settings: Settings, *, messages: int, pace_s: float, console: Console) -> int:
     """Run the demo against `settings.redis_url`; return 0 when every outcome matched in-process."""
     warnings.filterwarnings("ignore", category=LangChainBetaWarning)  # v3 streaming is the point here
-    redis = connect_with(settings)
+    redis = connect_single(settings.redis_url, socket_timeout_s=settings.socket_timeout_s)
     keyspace = Keyspace(settings.prefix, settings.partitions)
     worker = Worker(redis, settings)
     run_ids = [uuid.uuid4() for _ in range(messages)]

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
+from streams.cluster import RedisClient
 from streams.frames import Frame, FrameKind, Outcome
 from streams.keys import Keyspace
 from streams.reader import read_outcome
@@ -83,7 +83,7 @@ def tail(
     settings = settings_or_exit(config, redis_url=redis_url)
     printer = _TailPrinter(Console(highlight=False))
 
-    async def work(redis: Redis, keyspace: Keyspace) -> Frame | None:
+    async def work(redis: RedisClient, keyspace: Keyspace) -> Frame | None:
         last = None
         async for frame in subscribe(redis, message_id, after=after, keyspace=keyspace):
             printer.show(frame)
@@ -106,7 +106,9 @@ def replay(
     """Rebuild a message offline from its stored events; print its projections and AIMessage."""
     settings = settings_or_exit(config, redis_url=redis_url)
 
-    async def work(redis: Redis, keyspace: Keyspace) -> tuple[MessageHandler, list[Frame], Outcome | None]:
+    async def work(
+        redis: RedisClient, keyspace: Keyspace
+    ) -> tuple[MessageHandler, list[Frame], Outcome | None]:
         keys = keyspace.message(message_id)
         handler, frames = rebuild(keys, await redis.xrange(keys.events), settings)
         return handler, frames, await read_outcome(redis, message_id, keyspace)
@@ -162,7 +164,7 @@ def export(
     """Write a message's stored events as JSONL to stdout (`lcstream publish` reads it back)."""
     settings = settings_or_exit(config, redis_url=redis_url)
 
-    async def work(redis: Redis, keyspace: Keyspace) -> list[bytes]:
+    async def work(redis: RedisClient, keyspace: Keyspace) -> list[bytes]:
         entries = await redis.xrange(keyspace.message(message_id).events)
         return [fields.get(b"e", b"") for _, fields in entries]
 
@@ -184,7 +186,7 @@ def stats(
     """Consumer group, pending and lag per partition, consumers, dead letters, throughput."""
     settings = settings_or_exit(config, redis_url=redis_url)
 
-    async def work(redis: Redis, keyspace: Keyspace) -> dict[str, Any]:
+    async def work(redis: RedisClient, keyspace: Keyspace) -> dict[str, Any]:
         first = await _group_rows(redis, keyspace, settings.group)
         started = time.monotonic()
         if sample_s:
@@ -229,7 +231,7 @@ def stats(
     console.print(f"dead letters: {report['dead_letters']}")
 
 
-async def _group_rows(redis: Redis, keyspace: Keyspace, group: str) -> list[dict[str, Any]]:
+async def _group_rows(redis: RedisClient, keyspace: Keyspace, group: str) -> list[dict[str, Any]]:
     rows = []
     for k, dispatch in enumerate(keyspace.all_dispatch()):
         row: dict[str, Any] = {"partition": k, "length": await redis.xlen(dispatch), "pending": 0,

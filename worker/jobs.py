@@ -23,7 +23,7 @@ from langchain_core._api.beta_decorator import LangChainBetaWarning
 from redis.asyncio import Redis
 
 from config import Settings, load_settings
-from streams.connection import connect_with
+from streams.connection import connect_single_with
 from streams.jobcodec import dumps_job, loads_job
 from streams.jobqueue import GENERATE_JOB, REASSEMBLE_JOB, ModelInput, job_client, new_message_id
 from streams.keys import Keyspace
@@ -112,7 +112,7 @@ def __getattr__(name: str) -> Any:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     _quiet_beta_warning()
-    return type("WorkerSettings", (), worker_options(settings, connect_with(settings)))
+    return type("WorkerSettings", (), worker_options(settings, connect_single_with(settings)))
 
 
 def _quiet_beta_warning() -> None:

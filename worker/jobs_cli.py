@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from streams.cluster import single
 from streams.ending import MessageState
 from streams.errors import LcstreamError
 from streams.jobqueue import cancel_generation, enqueue_generation
@@ -42,7 +43,11 @@ def enqueue(
         queued = with_redis(
             settings,
             lambda redis, keyspace: enqueue_generation(
-                redis, prompt, model=model, message_id=message_id, keyspace=keyspace
+                single(redis, "background jobs"),
+                prompt,
+                model=model,
+                message_id=message_id,
+                keyspace=keyspace,
             ),
         )
     except (LcstreamError, ValueError) as exc:
@@ -67,9 +72,11 @@ def cancel(
     try:
         outcome = with_redis(
             settings,
-            lambda redis, keyspace: cancel_generation(redis, message_id, keyspace=keyspace, wait_s=wait_s),
+            lambda redis, keyspace: cancel_generation(
+                single(redis, "background jobs"), message_id, keyspace=keyspace, wait_s=wait_s
+            ),
         )
-    except LcstreamError as exc:
+    except (LcstreamError, ValueError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from None
     if outcome.found is MessageState.ABSENT and outcome.state is MessageState.ABSENT:

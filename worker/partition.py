@@ -33,6 +33,7 @@ from worker.takeover import Claimed
 from worker.wire import field_map
 
 if TYPE_CHECKING:
+    from worker.link import NodeLink
     from worker.runner import Worker
 
 log = structlog.get_logger("lcstream.worker")
@@ -43,11 +44,13 @@ TRIM_INTERVAL_S = 10.0
 class Partition:
     """Serves `D(k)` of one partition and the messages claimed from it."""
 
-    def __init__(self, worker: Worker, k: int) -> None:
+    def __init__(self, worker: Worker, k: int, link: NodeLink) -> None:
         self._worker = worker
         self._settings = worker.settings
-        self._redis = worker.redis
-        self._leases = worker.leases
+        self._redis = link.redis
+        self._wire = link.wire
+        self._publisher = link.publisher
+        self._leases = link.leases
         self._k = k
         self._dispatch = worker.keyspace.dispatch(k)
         self._dispatch_key = self._dispatch.encode()
@@ -126,7 +129,7 @@ class Partition:
                     await self._settle_write()  # nothing waits to be read; what the write ended
                     continue  # changes what to read (and whether the worker is idle)
                 per_stream = max(1, settings.read_count // len(streams))
-                reply = await worker.wire.xread(streams, count=per_stream, block_ms=block)
+                reply = await self._wire.xread(streams, count=per_stream, block_ms=block)
                 worker.health.redis_ok(self._k)
                 for key, entries in reply:
                     if key == self._dispatch_key:
@@ -161,7 +164,7 @@ class Partition:
     async def _publish(self, batch: Batch) -> None:
         worker, metrics = self._worker, self._worker.metrics
         started_at = time.monotonic()
-        verdicts = await worker.publisher.publish(batch)
+        verdicts = await self._publisher.publish(batch)
         written_at = time.monotonic()
         metrics.write_seconds.observe(written_at - started_at)
         for handler, frames in batch.frames:
@@ -250,7 +253,7 @@ class Partition:
             elif claim.deliveries == 1 and not taken_over:
                 batch.started.append(handler)
         if rejected:
-            await self._worker.publisher.reject(self._dispatch, rejected)
+            await self._publisher.reject(self._dispatch, rejected)
             self._worker.metrics.dead_letters.inc(len(rejected))
         if duplicates:
             await self._redis.xack(self._dispatch, self._settings.group, *duplicates)

@@ -21,8 +21,9 @@ from enum import IntEnum
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
-from redis.typing import EncodableT
+from redis.typing import EncodableT, FieldT
 
+from streams.cluster import RedisClient
 from streams.events import now_ms
 from streams.frames import Frame
 from streams.keys import Keyspace
@@ -30,12 +31,13 @@ from worker.handler import MessageHandler
 from worker.wire import Command, RawCommands
 
 # KEYS: D(k), then per message O(M), R(M), E(M).
-# ARGV: 1 consumer, 2 group, 3 notices channel, 4 retention s, then per message:
+# ARGV: 1 consumer, 2 group, 3 notices channel, 4 retention s, 5 live publish command, then per message:
 #       dispatch id, L(M), first seq, frame count n, ending (0/1), n frame bodies, [outcome, notice].
 # Returns one verdict per message (see Verdict).
 APPEND_LUA = """
 local dispatch, consumer, group, notices, retention = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local verdicts, at, k = {}, 5, 2
+local live_publish = ARGV[5]
+local verdicts, at, k = {}, 6, 2
 while at <= #ARGV do
   local id, live, first, n = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
   local ending = ARGV[at + 4] == '1'
@@ -51,7 +53,7 @@ while at <= #ARGV do
     for i = 0, n - 1 do
       local body, seq = ARGV[bodies + i], first + i
       if type(redis.pcall('XADD', out, '0-' .. seq, 'f', body)) == 'string' then
-        redis.call('PUBLISH', live, '{"seq":' .. seq .. ',' .. string.sub(body, 2))
+        redis.call(live_publish, live, '{"seq":' .. seq .. ',' .. string.sub(body, 2))
       end
     end
     if ending then
@@ -96,20 +98,28 @@ class Batch:
 
 
 class FramePublisher:
-    """Turns a `Batch` into one pipeline of fenced script calls."""
+    """Turns a `Batch` into fenced script calls on the node that owns the partition.
+
+    Dead letters go to `P:dead` through `dead_letters`, a client that routes by
+    key: on a cluster that stream lives in another slot than the partition.
+    """
 
     def __init__(
         self,
         wire: RawCommands,
-        redis: Redis,
+        node: Redis,
+        dead_letters: RedisClient,
         keyspace: Keyspace,
         *,
         group: str,
         consumer: str,
         retention_s: int,
+        live_publish: bytes,
     ) -> None:
         self._wire = wire
-        self._redis = redis
+        self._node = node
+        self._dead_letters = dead_letters
+        self._live_publish = live_publish
         self._keyspace = keyspace
         self._group = group
         self._consumer = consumer
@@ -126,22 +136,24 @@ class FramePublisher:
 
     async def _publish_once(self, batch: Batch) -> dict[str, Verdict]:
         if self._sha is None:
-            self._sha = await self._redis.script_load(APPEND_LUA)
+            self._sha = await self._node.script_load(APPEND_LUA)
         notices = self._keyspace.notices
-        commands: list[Command] = [
-            (b"PUBLISH", notices, _notice(handler.message_id, "started")) for handler in batch.started
-        ]
+        # Before the outcomes: a dead letter may be written twice (a retry), never lost.
         for handler, _ in batch.frames:
             if (dead := handler.dead) is not None:
-                dead_letter = self._dead_letter(
+                await self._dead_letter(
                     handler.message_id, dead.reason, dead.error,
                     deliveries=handler.deliveries, dispatch_id=handler.delivery_id,
                 )  # fmt: skip
-                commands.append(dead_letter)
+        commands: list[Command] = [
+            (b"PUBLISH", notices, _notice(handler.message_id, "started")) for handler in batch.started
+        ]
         calls: list[list[MessageHandler]] = []  # the messages of each script call, in order
         for chunk in _chunks(batch.frames):
             keys: list[EncodableT] = [chunk[0][0].keys.dispatch]
-            args: list[EncodableT] = [self._consumer, self._group, notices, self._retention_s]
+            args: list[EncodableT] = [
+                self._consumer, self._group, notices, self._retention_s, self._live_publish
+            ]  # fmt: skip
             for handler, frames in chunk:
                 message, outcome = handler.keys, handler.outcome
                 keys += [message.out, message.result, message.events]
@@ -169,23 +181,19 @@ class FramePublisher:
 
     async def reject(self, dispatch: str, entries: list[tuple[bytes, str, str, str]]) -> None:
         """Dead-letter and ack dispatch entries that name no usable message (id, m, reason, error)."""
-        commands: list[Command] = []
         for delivery_id, raw_id, reason, error in entries:
-            commands.append(self._dead_letter(raw_id, reason, error, deliveries=1, dispatch_id=delivery_id))
-            commands.append((b"XACK", dispatch, self._group, delivery_id))
-        for reply in await self._wire.execute(commands):
-            if isinstance(reply, ResponseError):
-                raise reply
+            await self._dead_letter(raw_id, reason, error, deliveries=1, dispatch_id=delivery_id)
+        await self._node.xack(dispatch, self._group, *[delivery_id for delivery_id, *_ in entries])
 
-    def _dead_letter(
+    async def _dead_letter(
         self, message_id: str, reason: str, error: str, *, deliveries: int, dispatch_id: bytes
-    ) -> Command:
-        """The `XADD` of a `P:dead` entry: what failed, why, and where it came from."""
-        return (
-            b"XADD", self._keyspace.dead, b"MAXLEN", b"~", DEAD_LETTER_MAX_LEN, b"*",
-            b"m", message_id, b"reason", reason, b"error", error,
-            b"deliveries", deliveries, b"dispatch_id", dispatch_id, b"t", now_ms(),
-        )  # fmt: skip
+    ) -> None:
+        """Write a `P:dead` entry: what failed, why, and where it came from."""
+        fields: dict[FieldT, EncodableT] = {
+            b"m": message_id, b"reason": reason, b"error": error,
+            b"deliveries": deliveries, b"dispatch_id": dispatch_id, b"t": now_ms(),
+        }  # fmt: skip
+        await self._dead_letters.xadd(self._keyspace.dead, fields, maxlen=DEAD_LETTER_MAX_LEN)
 
 
 def _notice(message_id: str, status: str) -> bytes:

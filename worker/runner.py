@@ -13,15 +13,16 @@ import contextlib
 import time
 
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from config import Settings, redact_url
 from streams.backoff import Backoff, is_transient
+from streams.cluster import NodeRoutedCluster, RedisClient, live_publish_command, node_for, slot_moved
 from streams.events import EventLimits
 from streams.keys import Keyspace
 from worker.handler import MessageHandler
 from worker.health import Health
+from worker.link import NodeLink
 from worker.metrics import WorkerMetrics
 from worker.partition import Partition
 from worker.publisher import FramePublisher
@@ -35,20 +36,12 @@ log = structlog.get_logger("lcstream.worker")
 class Worker:
     """Serves the dispatch streams of every partition until stopped (or idle, in burst mode)."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
         self.keyspace = Keyspace(settings.prefix, settings.partitions)
         self.limits = EventLimits(settings.max_event_bytes, settings.max_json_depth)
-        self.wire = RawCommands(redis)
-        self.publisher = FramePublisher(
-            self.wire, redis, self.keyspace,
-            group=settings.group, consumer=settings.consumer, retention_s=settings.retention_s,
-        )  # fmt: skip
-        self.leases = Leases(
-            redis, group=settings.group, consumer=settings.consumer,
-            takeover_after_ms=settings.takeover_after_ms,
-        )  # fmt: skip
+        self._links: dict[int, NodeLink] = {}  # by id() of the node's client
         self.stats = WorkerStats()
         self.health = Health(settings.partitions)
         self.metrics = WorkerMetrics(self.stats, lambda: self.open_messages)
@@ -114,8 +107,9 @@ class Worker:
     async def _run_partition(self, k: int, until_idle: bool) -> None:
         delays = Backoff().delays()
         while True:
-            partition = Partition(self, k)
+            partition: Partition | None = None
             try:
+                partition = Partition(self, k, await self.link_for(k))
                 await partition.serve(until_idle)
                 return
             except (RedisError, OSError) as exc:
@@ -123,17 +117,38 @@ class Worker:
                     # D(k) or the group was deleted (a flush, an operator): recreate it and go on.
                     log.warning("group-recreated", partition=k, error=str(exc))
                     await self._ensure_groups()
+                elif slot_moved(exc) and isinstance(self.redis, NodeRoutedCluster):
+                    log.warning("slots-moved", partition=k, error=str(exc))
+                    await self.redis.refresh()  # the next link_for() finds the new owner
                 elif not is_transient(exc):
                     raise
                 self.health.redis_lost(k)
                 delay_s = next(delays)
                 log.warning("redis-unavailable", partition=k, error=str(exc), retry_in_s=round(delay_s, 3))
             finally:
-                partition.drop()
+                if partition is not None:
+                    partition.drop()
             if self.stopping:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay_s)
+
+    async def link_for(self, k: int) -> NodeLink:
+        """The node link of partition `k`: the client itself on a single Redis, else its slot's master."""
+        node = await node_for(self.redis, self.keyspace.dispatch(k))
+        if (link := self._links.get(id(node))) is None:
+            settings, wire = self.settings, RawCommands(node)
+            publisher = FramePublisher(
+                wire, node, self.redis, self.keyspace,
+                group=settings.group, consumer=settings.consumer, retention_s=settings.retention_s,
+                live_publish=live_publish_command(self.redis),
+            )  # fmt: skip
+            leases = Leases(
+                node, group=settings.group, consumer=settings.consumer,
+                takeover_after_ms=settings.takeover_after_ms,
+            )  # fmt: skip
+            link = self._links[id(node)] = NodeLink(node, wire, publisher, leases)
+        return link
 
     # -- capacity, shared by the partitions ---------------------------------
 

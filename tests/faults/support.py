@@ -20,6 +20,8 @@ from langchain_core.outputs import ChatGenerationChunk
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from streams.cluster import RedisClient
+from streams.keys import Keyspace
 from streams.producer import StreamProducer
 from streams.reader import read_outcome
 from tests.conftest import RedisServer, WorkerProcess, start_redis_server
@@ -70,11 +72,12 @@ class Gate:
 
 
 async def stream_message(
-    client: Redis,
+    client: RedisClient,
     message_id: str,
     events: Sequence[dict[str, Any]],
     *,
     pace_s: float,
+    keyspace: Keyspace | None = None,
     gate: Gate | None = None,
     pace_after_gate_s: float | None = None,
     sent: list[int] | None = None,
@@ -84,7 +87,7 @@ async def stream_message(
     `sent[0]` counts the events handed to the producer so far. Raises whatever the producer raises.
     """
     pace = pace_s
-    async with StreamProducer(client, message_id) as producer:
+    async with StreamProducer(client, message_id, keyspace=keyspace) as producer:
         for i, event in enumerate(events):
             if gate is not None and i == gate.at:
                 gate.reached.set()
@@ -172,15 +175,17 @@ async def dispatch_messages(client: Redis) -> dict[bytes, str]:
     return {bytes(entry_id): fields[b"m"].decode() for entry_id, fields in await client.xrange(DISPATCH)}
 
 
-async def assert_all_match_oracle(client: Redis, events_by_id: dict[str, list[Any]]) -> None:
+async def assert_all_match_oracle(
+    client: RedisClient, events_by_id: dict[str, list[Any]], keyspace: Keyspace | None = None
+) -> None:
     """Every message completed with the in-process stream's output; O(M) is 1..n with its deltas."""
     for message_id, events in events_by_id.items():
         expected = await in_process_oracle(events, message_id)
-        outcome = await read_outcome(client, message_id)
+        outcome = await read_outcome(client, message_id, keyspace)
         assert outcome is not None, f"{message_id} has no outcome"
         assert outcome.status == "completed", f"{message_id}: {outcome}"
         assert outcome.message == expected["output"], message_id
-        await assert_frames_match(client, message_id, expected)
+        await assert_frames_match(client, message_id, expected, keyspace)
 
 
 async def notices_until_now(pubsub: PubSub, token: bytes) -> list[dict[str, Any]]:

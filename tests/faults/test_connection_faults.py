@@ -11,7 +11,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from streams.connection import connect
+from streams.connection import connect_single
 from streams.producer import StreamProducer
 from streams.reader import read_outcome
 from tests.conftest import WorkerProcess, conformance_cases, start_redis_server, stop_redis_server
@@ -44,8 +44,8 @@ async def test_client_kill_of_every_connection_while_streaming(
     redis_server: Any, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
     worker = spawn_worker()
-    producer_redis = connect(redis_server.url, socket_timeout_s=5)
-    killer = connect(redis_server.url, socket_timeout_s=5)
+    producer_redis = connect_single(redis_server.url, socket_timeout_s=5)
+    killer = connect_single(redis_server.url, socket_timeout_s=5)
     messages = {f"killed-{i}": CASES[i % len(CASES)]["events"] for i in range(12)}
     streams = asyncio.gather(*(stream_slowly(producer_redis, m, e, 0.04) for m, e in messages.items()))
     kills = 0
@@ -74,7 +74,7 @@ async def test_stalled_server_then_resumed(
     try:
         env = {"LCSTREAM_REDIS_URL": server.url, "LCSTREAM_SOCKET_TIMEOUT_S": "1", "LCSTREAM_BLOCK_MS": "300"}
         worker = spawn_worker(**env)
-        redis = connect(server.url, socket_timeout_s=1)
+        redis = connect_single(server.url, socket_timeout_s=1)
         messages = {f"stalled-{i}": CASES[i % len(CASES)]["events"] for i in range(8)}
         streams = asyncio.gather(*(stream_slowly(redis, m, e, 0.05) for m, e in messages.items()))
         await asyncio.wait({streams}, timeout=0.5)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from streams.connection import connect
+from streams.connection import connect_single
 from tests.conftest import RedisServer, start_redis_server, stop_redis_server
 from tests.faults.support import (
     DEAD,
@@ -46,7 +46,7 @@ async def test_worker_and_producers_ride_out_a_redis_restart(
     servers: list[RedisServer] = [start_redis_server(directory, *DURABLE)]
     port = servers[0].port
     url = servers[0].url
-    producer_client = connect(url, socket_timeout_s=5)
+    producer_client = connect_single(url, socket_timeout_s=5)
     check = Redis.from_url(url)
     producers: asyncio.Future[list[None]] | None = None
     try:

@@ -24,7 +24,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import NoPermissionError
 
 from config import load_settings
-from streams.connection import connect
+from streams.connection import connect_single
 from streams.frames import Frame
 from streams.groups import group_backlog
 from streams.keys import Keyspace
@@ -73,7 +73,7 @@ class AclServer:
 
     def client(self, user: str | None = None) -> Redis:
         """A client as `user`, or as the administrator (the default user) when None; closed at the end."""
-        client = connect(self.server.url if user is None else self.url(user))
+        client = connect_single(self.server.url if user is None else self.url(user))
         self.clients.append(client)
         return client
 
@@ -391,7 +391,8 @@ async def test_a_user_of_another_prefix_reads_nothing(acl_server: AclServer, adm
     await refused(other_worker.xreadgroup("workers", "spy", {k["dispatch"]: ">"}))
     sha = await other_worker.script_load(APPEND_LUA)
     one_message: tuple[str, ...] = (
-        "spy", "workers", k["notices"], "60", "0-1", k["live"], "1", "1", "0", '{"kind":"text","data":"x"}',
+        "spy", "workers", k["notices"], "60", "PUBLISH",
+        "0-1", k["live"], "1", "1", "0", '{"kind":"text","data":"x"}',
     )  # fmt: skip
     keys = (k["dispatch"], k["out"], k["result"], k["events"])
     await refused(other_worker.evalsha(sha, len(keys), *keys, *one_message))

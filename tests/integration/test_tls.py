@@ -22,7 +22,7 @@ import redis
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from streams.connection import connect
+from streams.connection import connect_single
 from streams.keys import Keyspace
 from streams.producer import publish_events
 from streams.reader import read_outcome
@@ -184,7 +184,7 @@ async def process_one_message(
 ) -> dict[str, str]:
     """Publish a fixture over TLS, let a worker (given the same TLS files) process it; return its env."""
     case = CASES[case_name]
-    producer = connect(url, ca_file=tls["ca"], cert_file=tls.get("cert"), key_file=tls.get("key"))
+    producer = connect_single(url, ca_file=tls["ca"], cert_file=tls.get("cert"), key_file=tls.get("key"))
     clients.append(producer)
     assert await publish_events(producer, case["events"]) == case["message_id"]
     # LCSTREAM_TLS_CA_FILE, and for mutual TLS LCSTREAM_TLS_CERT_FILE and LCSTREAM_TLS_KEY_FILE.
@@ -223,7 +223,7 @@ async def test_a_client_without_the_ca_is_refused(
     tls_server: TlsServer, pki: Pki, clients: list[Redis]
 ) -> None:
     # Without LCSTREAM_TLS_CA_FILE the system store is used, and it does not know the test CA.
-    system_store = connect(tls_server.url)
+    system_store = connect_single(tls_server.url)
     clients.append(system_store)
     error = await refused_connection(system_store)
     assert isinstance(error.__context__, ssl.SSLCertVerificationError), repr(error)
@@ -243,7 +243,7 @@ async def test_a_certificate_for_another_host_is_refused(
 ) -> None:
     # Signed by the trusted CA, but for redis.elsewhere.invalid, not for 127.0.0.1.
     with tls_redis_server(tmp_path, pki, certificate="elsewhere", auth_clients=False) as server:
-        client = connect(server.url, ca_file=pki.crt("ca"))
+        client = connect_single(server.url, ca_file=pki.crt("ca"))
         clients.append(client)
         error = await refused_connection(client)
     assert isinstance(error.__context__, ssl.SSLCertVerificationError), repr(error)
@@ -266,7 +266,7 @@ async def test_mutual_tls_needs_the_client_certificate(
     done = run_lcstream("result", "msg-uni-1", env=without_cert)
     assert done.returncode == EXIT_UNAVAILABLE, done.stderr
     assert done.stdout == ""
-    anonymous = connect(mtls_server.url, ca_file=pki.crt("ca"))
+    anonymous = connect_single(mtls_server.url, ca_file=pki.crt("ca"))
     clients.append(anonymous)
     await refused_connection(anonymous)
 

@@ -177,7 +177,7 @@ async def test_a_worker_that_lost_its_claim_writes_nothing(real_redis: Redis) ->
     entries = await real_redis.xrange(handler.keys.events)
     frames = handler.accept(entries)
     assert handler.outcome is not None
-    verdicts = await worker.publisher.publish(Batch(frames=[(handler, frames)]))
+    verdicts = await (await worker.link_for(0)).publisher.publish(Batch(frames=[(handler, frames)]))
     assert verdicts == {"stolen": Verdict.LOST}
     assert await real_redis.exists(handler.keys.out, handler.keys.result) == 0
     pending = await real_redis.xpending_range(DISPATCH, "workers", min="-", max="+", count=10)

@@ -199,7 +199,8 @@ async def test_a_backlog_waiting_at_start_is_claimed_without_blocking(
     worker = Worker(any_redis, settings_for())
     blocks: list[int | None] = []
     capacity_waits: list[None] = []
-    read = worker.wire.xread
+    wire = (await worker.link_for(0)).wire
+    read = wire.xread
 
     async def recording_xread(streams: Any, *, count: int, block_ms: int | None) -> Any:
         blocks.append(block_ms)
@@ -208,7 +209,7 @@ async def test_a_backlog_waiting_at_start_is_claimed_without_blocking(
     async def recording_wait() -> None:
         capacity_waits.append(None)
 
-    monkeypatch.setattr(worker.wire, "xread", recording_xread)
+    monkeypatch.setattr(wire, "xread", recording_xread)
     monkeypatch.setattr(worker, "wait_for_capacity", recording_wait)
     await asyncio.wait_for(worker.run(until_idle=True), timeout=30)
     assert worker.stats.completed + worker.stats.failed == len(CASES)

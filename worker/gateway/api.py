@@ -78,5 +78,5 @@ async def dashboard(request: Request) -> Response:
 
 
 async def redis_unavailable(request: Request, exc: Exception) -> Response:
-    """Exception handler: Redis failing under a request is a 503, not a 500 with a traceback."""
+    """Exception handler: RedisClient failing under a request is a 503, not a 500 with a traceback."""
     return JSONResponse({"error": f"Redis unavailable: {exc}"}, status_code=503)

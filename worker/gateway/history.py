@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
-
+from streams.cluster import RedisClient
 from streams.frames import TERMINAL_KINDS, Frame
 from streams.keys import MessageKeys
 from streams.ordering import parse_entry_id
@@ -16,12 +15,14 @@ def _frames(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Frame]:
     return [Frame.from_body(parse_entry_id(entry_id)[1], fields[b"f"]) for entry_id, fields in entries]
 
 
-async def read_page(redis: Redis, keys: MessageKeys, *, after: int, count: int = PAGE_FRAMES) -> list[Frame]:
+async def read_page(
+    redis: RedisClient, keys: MessageKeys, *, after: int, count: int = PAGE_FRAMES
+) -> list[Frame]:
     """Up to `count` frames of M with seq above `after`, in order."""
     return _frames(await redis.xrange(keys.out, min=f"(0-{after}" if after else "-", count=count))
 
 
-async def last_frame(redis: Redis, keys: MessageKeys) -> Frame | None:
+async def last_frame(redis: RedisClient, keys: MessageKeys) -> Frame | None:
     """The newest frame of M, or None while it has none."""
     return next(iter(_frames(await redis.xrevrange(keys.out, count=1))), None)
 
@@ -31,7 +32,7 @@ def is_terminal(frame: Frame) -> bool:
     return frame.kind in TERMINAL_KINDS
 
 
-async def fold_snapshot(redis: Redis, keys: MessageKeys) -> Snapshot:
+async def fold_snapshot(redis: RedisClient, keys: MessageKeys) -> Snapshot:
     """The message assembled from every stored frame, read page by page."""
     snapshot = Snapshot(keys.message_id)
     while page := await read_page(redis, keys, after=snapshot.seq):

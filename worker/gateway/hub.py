@@ -17,9 +17,9 @@ from collections import deque
 from collections.abc import Callable
 
 import structlog
-from redis.asyncio import Redis
 
 from streams.backoff import TRANSIENT_ERRORS, Backoff, is_transient
+from streams.cluster import RedisClient
 from streams.keys import Keyspace
 from streams.subscribe import subscribe
 from worker.gateway.metrics import GatewayMetrics
@@ -72,7 +72,7 @@ class MessageHub:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         keyspace: Keyspace,
         message_id: str,
         *,
@@ -148,7 +148,7 @@ class MessageHub:
 class HubRegistry:
     """The hubs of the messages that have SSE clients now, and their reader tasks."""
 
-    def __init__(self, redis: Redis, keyspace: Keyspace, metrics: GatewayMetrics) -> None:
+    def __init__(self, redis: RedisClient, keyspace: Keyspace, metrics: GatewayMetrics) -> None:
         self._redis = redis
         self._keyspace = keyspace
         self._metrics = metrics

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 import structlog
-from redis.asyncio import Redis
 
 from streams.backoff import TRANSIENT_ERRORS, Backoff, is_transient
+from streams.cluster import RedisClient, node_for
 from streams.errors import InvalidMessageIdError
 from streams.keys import validate_message_id
 
@@ -31,7 +31,7 @@ def _now_iso() -> str:
 class NoticeBoard:
     """The last `capacity` messages heard of on the notices channel, and their latest status."""
 
-    def __init__(self, redis: Redis, channel: str, capacity: int) -> None:
+    def __init__(self, redis: RedisClient, channel: str, capacity: int) -> None:
         self._redis = redis
         self._channel = channel
         self._capacity = capacity
@@ -72,7 +72,7 @@ class NoticeBoard:
                 await asyncio.sleep(delay_s)
 
     async def _listen(self) -> None:
-        pubsub = self._redis.pubsub()
+        pubsub = (await node_for(self._redis, self._channel)).pubsub()  # any node hears PUBLISH
         try:
             await pubsub.subscribe(self._channel)
             while True:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from redis.asyncio import Redis
 from starlette.requests import Request
 
 from config import Settings
+from streams.cluster import RedisClient
 from streams.keys import Keyspace
 from worker.gateway.hub import HubRegistry
 from worker.gateway.metrics import GatewayMetrics
@@ -20,7 +20,7 @@ class Gateway:
     """The running gateway; the lifespan builds it and closes what it opened."""
 
     settings: Settings
-    redis: Redis
+    redis: RedisClient
     keyspace: Keyspace
     hubs: HubRegistry
     notices: NoticeBoard
