@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format pytest faults redis-server chromium bench clean
+.PHONY: install demo test lint format pytest faults redis-server chromium bench bench-cluster clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "lcstream needs Python >= 3.11"'
@@ -45,6 +45,10 @@ faults: install redis-server
 ## BENCH_ARGS=--quick for a smoke run of a minute or two; --only WORKLOAD, --json PATH. See docs/performance.md.
 bench: install redis-server
 	$(BIN)/python -m tests.benchmarks $(BENCH_ARGS)
+
+## A backlog through a local 3-master Redis Cluster as partitions grow (issue 7): each master's share.
+bench-cluster: install redis-server
+	$(BIN)/python -m tests.benchmarks.cluster_spread
 
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \
