@@ -35,15 +35,16 @@ class MessageHandler:
 
     __slots__ = (
         "_assembler",
+        "_last_fields",
         "_limits",
         "_order",
+        "_read_at",
         "behind",
         "cursor",
         "dead",
         "deliveries",
         "delivery_id",
         "keys",
-        "last_event_at",
     )
 
     def __init__(
@@ -61,7 +62,8 @@ class MessageHandler:
         self.deliveries = 1
         self.cursor: bytes = b"0-0"
         self.behind = False  # the last read filled its count: more events wait, the clock is not idle
-        self.last_event_at = time.monotonic()
+        self._read_at = time.monotonic()  # when the last entries were read ...
+        self._last_fields: Mapping[bytes, bytes] = {}  # ... and the newest one's fields (its `t`)
         self.dead: DeadLetter | None = None  # why the message is dead-lettered, once it is
         self._limits = limits
         self._order = EventOrder(max_events)
@@ -122,8 +124,15 @@ class MessageHandler:
             if assembler.outcome is not None:
                 break
         if entries:
-            self.last_event_at = _received_at(entries[-1][1])
+            self._read_at, self._last_fields = time.monotonic(), entries[-1][1]
         return frames
+
+    @property
+    def last_event_at(self) -> float:
+        """Monotonic time the newest event was produced (from its `t`; else when it was read).
+
+        Worked out when asked (upkeep, metrics), not per read: it is off the hot path."""
+        return _received_at(self._last_fields, self._read_at)
 
     def give_up(self, reason: str, error: str, *, after_seq: int = -1) -> Frame:
         """End the message failed and dead-lettered for a reason outside its events.
@@ -141,14 +150,15 @@ class MessageHandler:
         return self._assembler.fail(str(error), error.reason)
 
 
-def _received_at(fields: Mapping[bytes, bytes]) -> float:
-    """Monotonic time the producer wrote this event, from its `t` field when it has one.
+def _received_at(fields: Mapping[bytes, bytes], read_at: float) -> float:
+    """Monotonic time the producer wrote this event, from its `t` field when it has one (else
+    `read_at`, when it was read).
 
     After a takeover the replayed events are old; their producer time, not the
     replay, says how long the producer has been silent.
     """
-    now = time.monotonic()
     produced_ms = decode_time_ms(fields)
     if produced_ms is None:
-        return now
+        return read_at
+    now = time.monotonic()
     return now - max(0.0, (now_ms() - produced_ms) / 1000)

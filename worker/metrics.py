@@ -63,7 +63,8 @@ class WorkerMetrics:
         )
         self.delay_seconds = Histogram(
             "lcstream_worker_delay_seconds",
-            "Producer time t of a message's newest event to its frames being published (per write).",
+            "Producer time t to frames published, for the message of a write that waited longest "
+            "(one sample per write).",
             buckets=DELAY_BUCKETS_S,
             registry=self.registry,
         )

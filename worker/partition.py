@@ -167,11 +167,13 @@ class Partition:
         verdicts = await self._publisher.publish(batch)
         written_at = time.monotonic()
         metrics.write_seconds.observe(written_at - started_at)
+        if batch.frames:  # one sample per write: its oldest newest-event, what a reader waited longest
+            oldest = min(handler.last_event_at for handler, _ in batch.frames)
+            metrics.delay_seconds.observe(max(0.0, written_at - oldest))
         for handler, frames in batch.frames:
             verdict, outcome = verdicts[handler.message_id], handler.outcome
             if verdict is not Verdict.LOST:
                 worker.stats.frames += len(frames)
-                metrics.delay_seconds.observe(max(0.0, written_at - handler.last_event_at))
                 if handler.dead is not None:
                     metrics.dead_letters.inc()
                 if outcome is not None and verdict is Verdict.WRITTEN:
