@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from streams.keys import Keyspace
 from tests.benchmarks.measure import RedisCounters
 from tests.benchmarks.processes import LoggedProcess, ProcessError, Processes
+from tests.benchmarks.procfs import MachineCpu
 from tests.benchmarks.results import Latency, Result
 from tests.benchmarks.verify import count_outcomes, verify_stored
 from tests.benchmarks.workers import start_workers, summarize
@@ -54,8 +55,9 @@ async def run_paced(
                     "--tokens-per-s", workload.tokens_per_s, "--duration-s", workload.duration_s,
                 ),
             )  # fmt: skip
-            started = time.monotonic()
+            started, machine = time.monotonic(), MachineCpu()
             await _expect_exit(generator, START_TIMEOUT_S + 3 * workload.duration_s)
+            result.extra["machine_cpu_busy"] = round(machine.busy_fraction(), 3)
             await _wait_drained(subscriber, workload, result)
             result.wall_s = round(time.monotonic() - started, 3)
             keyspace = Keyspace()

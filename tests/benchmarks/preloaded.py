@@ -13,6 +13,7 @@ from tests.benchmarks.gate import StartGate
 from tests.benchmarks.measure import RedisCounters
 from tests.benchmarks.messages import Event
 from tests.benchmarks.processes import Processes
+from tests.benchmarks.procfs import MachineCpu
 from tests.benchmarks.results import Result
 from tests.benchmarks.verify import count_outcomes, verify_outcomes
 from tests.benchmarks.workers import WORKER_COUNT, start_workers, summarize
@@ -43,12 +44,13 @@ async def run_preloaded(
             async with StartGate(redis) as gate:
                 workers = start_workers(processes, system, server.url, burst=True, **settings)
                 await gate.open(len(workers))
-            released = time.monotonic()
+            released, machine = time.monotonic(), MachineCpu()
             for worker in workers:
                 code = await asyncio.to_thread(worker.wait_exit, DRAIN_TIMEOUT_S)
                 if code != 0:
                     raise RuntimeError(f"{worker.name} exited {code}: {worker.log_tail()}")
             result.wall_s = round(time.monotonic() - released, 3)
+            result.extra["machine_cpu_busy"] = round(machine.busy_fraction(), 3)
             usage = (await RedisCounters.read(redis)).since(before)
             keyspace = Keyspace()
             result.completed = await count_outcomes(redis, [keyspace.message(m).result for m in message_ids])

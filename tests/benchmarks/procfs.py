@@ -26,6 +26,24 @@ def memory_kb(pid: int) -> dict[str, int]:
     return found
 
 
+class MachineCpu:
+    """The whole machine's CPU time from /proc/stat: how busy it was between two readings."""
+
+    def __init__(self) -> None:
+        self._busy, self._total = _machine_jiffies()
+
+    def busy_fraction(self) -> float:
+        """Share of all cores' time spent not idle since this reading was taken (0..1)."""
+        busy, total = _machine_jiffies()
+        return (busy - self._busy) / max(1, total - self._total)
+
+
+def _machine_jiffies() -> tuple[int, int]:
+    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def cpu_model() -> str:
     """The CPU's model name."""
     for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -74,8 +74,14 @@ def rows(results: list[Result]) -> Iterator[list[str]]:
         yield [
             r.workload, r.system, _int(r.events), rate, ratio,
             _num(r.worker_cpu_us_per_event), _num(r.redis_cpu_us_per_event), _num(r.redis_commands_per_event),
-            latency, rss, ended, "; ".join(r.notes),
+            latency, rss, ended, "; ".join(_busy(r) + r.notes),
         ]  # fmt: skip
+
+
+def _busy(result: Result) -> list[str]:
+    """How busy the whole machine was (all cores): a run near 100% is limited by the machine."""
+    busy = result.extra.get("machine_cpu_busy")
+    return [f"machine {busy:.0%} busy"] if isinstance(busy, float) else []
 
 
 def comparisons(results: list[Result], quick: bool) -> list[str]:
