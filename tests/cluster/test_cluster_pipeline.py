@@ -23,7 +23,7 @@ from streams.attach import attach
 from streams.cluster import LiveSubscription, NodeRoutedCluster
 from streams.connection import connect
 from streams.frames import Frame
-from streams.keys import Keyspace
+from streams.keys import Keyspace, partition_of
 from streams.producer import publish_events
 from streams.reader import read_frames
 from streams.subscribe import subscribe
@@ -34,8 +34,9 @@ from tests.faults.support import (
     stream_message,
     wait_for_log,
 )
-from tests.helpers import all_outcomes, deltas_of, wait_for
+from tests.helpers import all_outcomes, deltas_of, settings_for, wait_for
 from tests.integration.processes import Workers
+from tests.worker.gateway.support import frames_of, live_form, metric, read_all, serve_in_process
 
 PARTITIONS = 8
 KEYSPACE = Keyspace("lcstream", PARTITIONS)
@@ -157,3 +158,24 @@ async def test_a_hundred_messages_survive_a_kill9_on_the_cluster(
 async def pending_count_on(cluster: NodeRoutedCluster, dispatch: str) -> int:
     summary: dict[str, Any] = await cluster.xpending(dispatch, "workers")
     return int(summary["pending"])
+
+
+async def test_the_gateway_serves_a_message_from_the_cluster(
+    cluster: NodeRoutedCluster, cluster_url: str, workers: Workers
+) -> None:
+    case = next(c for c in CASES if c["name"] == "plain_text")
+    message_id = case["message_id"]
+    settings = settings_for(redis_url=cluster_url, partitions=PARTITIONS)
+    async with serve_in_process(settings) as gateway:
+        streamed = asyncio.create_task(read_all(gateway, f"/v1/messages/{message_id}/stream"))
+        await publish_events(cluster, case["events"], message_id=message_id, keyspace=KEYSPACE)
+        workers.start(worker_env(cluster_url, "cluster-gw"))
+        frames = frames_of(await asyncio.wait_for(streamed, timeout=30))
+        assert frames == live_form(await read_frames(cluster, message_id, KEYSPACE))
+        outcome = (await gateway.get(f"/v1/messages/{message_id}")).json()
+        assert outcome["status"] == "completed"
+        assert outcome["message"] == case["expected"]["output"]
+        # The backlog gauges read D(k) on its master: one message ran through partition k and was acked.
+        partition = f'partition="{partition_of(message_id, PARTITIONS)}"'
+        assert await metric(gateway, "lcstream_group_pending", partition) == 0
+        assert "lcstream_group_lag{" + partition + "} 0.0" in (await gateway.get("/metrics")).text
