@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from streams.groups import GroupBacklog
 from worker.stats import WorkerStats
 
 # Seconds: token streams live in milliseconds; a backlog or a takeover in seconds.
@@ -38,6 +39,31 @@ class _StatsCollector(Collector):
         yield GaugeMetricFamily(
             "lcstream_worker_open_messages", "Messages this worker holds open.", value=self._open_messages()
         )
+
+
+class BacklogGauges:
+    """The consumer group's backlog on each `D(k)`: the worker's upkeep and the gateway's scrape
+    both set them (the gateway is up while no worker is, which is when the lag matters)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._lag = Gauge(
+            "lcstream_group_lag",
+            "Dispatch entries not yet delivered to the consumer group, per partition.",
+            ["partition"],
+            registry=registry,
+        )
+        self._pending = Gauge(
+            "lcstream_group_pending",
+            "Dispatch entries delivered but not yet acknowledged (open messages), per partition.",
+            ["partition"],
+            registry=registry,
+        )
+
+    def record(self, partition: int, backlog: GroupBacklog) -> None:
+        """Set partition `partition`'s gauges (the lag only when Redis could tell it)."""
+        self._pending.labels(str(partition)).set(backlog.pending)
+        if backlog.lag is not None:
+            self._lag.labels(str(partition)).set(backlog.lag)
 
 
 class WorkerMetrics:
@@ -68,15 +94,4 @@ class WorkerMetrics:
             buckets=DELAY_BUCKETS_S,
             registry=self.registry,
         )
-        self.group_lag = Gauge(
-            "lcstream_group_lag",
-            "Dispatch entries not yet delivered to the consumer group, per partition.",
-            ["partition"],
-            registry=self.registry,
-        )
-        self.group_pending = Gauge(
-            "lcstream_group_pending",
-            "Dispatch entries delivered but not yet acknowledged (open messages), per partition.",
-            ["partition"],
-            registry=self.registry,
-        )
+        self.backlog = BacklogGauges(self.registry)

@@ -326,10 +326,7 @@ class Partition:
         if not self._worker.stopping:
             await self._take_over(batch)
         if (backlog := await group_backlog(self._redis, self._dispatch, self._settings.group)) is not None:
-            partition = str(self._k)
-            self._worker.metrics.group_pending.labels(partition).set(backlog.pending)
-            if backlog.lag is not None:
-                self._worker.metrics.group_lag.labels(partition).set(backlog.lag)
+            self._worker.metrics.backlog.record(self._k, backlog)
         if now >= self._trim_at:
             self._trim_at = now + TRIM_INTERVAL_S
             await self._worker.trim_dispatch(self._dispatch)

@@ -66,9 +66,7 @@ async def metrics(request: Request) -> Response:
     group = gateway.settings.group
     for k, dispatch in enumerate(gateway.keyspace.all_dispatch()):
         if (backlog := await group_backlog(gateway.redis, dispatch, group)) is not None:
-            gateway.metrics.group_pending.labels(str(k)).set(backlog.pending)
-            if backlog.lag is not None:
-                gateway.metrics.group_lag.labels(str(k)).set(backlog.lag)
+            gateway.metrics.backlog.record(k, backlog)
     return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

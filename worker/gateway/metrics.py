@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from worker.metrics import BacklogGauges
+
 
 class GatewayMetrics:
     """Counters and gauges of one gateway app (a registry per app, so several apps can share a process)."""
@@ -30,18 +32,7 @@ class GatewayMetrics:
             "SSE clients cut off for falling more than the client buffer behind.",
             registry=self.registry,
         )
-        self.group_lag = Gauge(
-            "lcstream_group_lag",
-            "Dispatch entries not yet delivered to the consumer group, per partition (read at scrape).",
-            ["partition"],
-            registry=self.registry,
-        )
-        self.group_pending = Gauge(
-            "lcstream_group_pending",
-            "Dispatch entries delivered but not yet acknowledged, per partition (read at scrape).",
-            ["partition"],
-            registry=self.registry,
-        )
+        self.backlog = BacklogGauges(self.registry)  # read from Redis at each scrape
         self.requests = Counter(
             "lcstream_gateway_requests",
             "HTTP requests by route and status (counted when the response starts).",
