@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from config import Settings, redact_url
-from streams.connection import connect_with
+from streams.connection import CLUSTER_SCHEMES, connect_with
 from streams.errors import EventDecodeError, LcstreamError
 from streams.events import EventLimits, decode_event, encode_event
 from streams.ordering import EventOrder
@@ -60,6 +60,10 @@ def worker(
     configure_logging(settings.log_level, settings.log_format)
     if with_jobs:
         from worker.combined import run_with_jobs  # arq's worker only when asked for
+
+        if settings.redis_url.partition("://")[0] in CLUSTER_SCHEMES:
+            err.print("[red]--with-jobs needs a single Redis:[/red] arq's keys are not slotted for a cluster")
+            raise typer.Exit(EXIT_USAGE)
 
         runtime.tune_gc()
         runtime.run(run_with_jobs(settings, burst=burst))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streams.jobqueue import run_id_of
 from tests.conftest import WorkerProcess
-from tests.integration.processes import run_lcstream
+from tests.integration.processes import lcstream_env, run_lcstream
 from tests.worker.job_models import ALL, FAST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,3 +35,14 @@ def test_enqueue_prints_the_id_then_follows_the_message_to_its_outcome(
     assert unknown.returncode == 4
     ended = run_lcstream("cancel", first, env=env)
     assert ended.returncode == 1 and "ended completed" in ended.stderr
+
+
+def test_jobs_refuse_a_cluster_url_with_a_clear_error() -> None:
+    """arq's keys are not slotted: jobs need a single Redis, and say so instead of failing later."""
+    env = lcstream_env("redis+cluster://127.0.0.1:1/0")
+    worker = run_lcstream("worker", "--with-jobs", env=env)
+    assert worker.returncode == 2
+    assert "needs a single Redis" in worker.stderr
+    enqueue = run_lcstream("enqueue", "hello", env=env)
+    assert enqueue.returncode == 2
+    assert "single Redis" in enqueue.stderr
