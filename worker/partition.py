@@ -1,12 +1,14 @@
 """One partition's loop: claim, read the open messages' events, write frames, keep the leases.
 
-Each round claims new dispatch entries while the worker has room
-(`XREADGROUP`), then makes one `XREAD` over the events streams of every
-message this partition holds, plus `D(k)` itself as a wake-up: a new
+Each round claims new dispatch entries when `D(k)` may hold some and the
+worker has room (`XREADGROUP`), then makes one `XREAD` over the events streams
+of every message this partition holds, plus `D(k)` itself as a wake-up: a new
 announcement ends the block at once, so intake needs no second blocked
-connection. What a round produced is written in one pipeline. Between rounds,
-at most every `upkeep_interval_s`, it renews its leases, takes over abandoned
-entries, fails messages whose producer went silent, and trims `D(k)`.
+connection. What a round produced is written by fenced script calls on the
+partition's node while the next round reads (one write in flight at a time).
+Between rounds, at most every `upkeep_interval_s`, it renews its leases, takes
+over abandoned entries, fails messages whose producer went silent, samples the
+group's backlog, and trims `D(k)`.
 
 On a Redis fault the worker drops what the partition holds in memory and
 starts it again (`drop()`, then a new `Partition`): the first claim re-reads
