@@ -147,6 +147,7 @@ class Worker:
                 node, group=settings.group, consumer=settings.consumer,
                 takeover_after_ms=settings.takeover_after_ms,
             )  # fmt: skip
+            await leases.load_script()
             link = self._links[id(node)] = NodeLink(node, wire, publisher, leases)
         return link
 

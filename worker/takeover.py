@@ -53,6 +53,11 @@ class Leases:
         self._takeover_after_ms = takeover_after_ms
         self._reclaim = redis.register_script(RECLAIM_LUA)
 
+    async def load_script(self) -> None:
+        """Load the lease script before its first `EVALSHA`, so the normal path never meets a
+        `NOSCRIPT` error reply (after a restart redis-py loads it again on that reply)."""
+        await self._redis.script_load(RECLAIM_LUA)
+
     async def renew(self, dispatch: str, held: Sequence[tuple[bytes, int]]) -> list[bytes]:
         """Reset the idle time of the held (entry id, deliveries); return the ids lost to a peer."""
         return await self._run_reclaim(dispatch, held, idle_ms=0)
