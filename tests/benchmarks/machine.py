@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
-from tests.benchmarks import procfs
+from tests import procfs
 from tests.benchmarks.processes import REPO_ROOT
 
 

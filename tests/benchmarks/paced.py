@@ -12,11 +12,11 @@ from redis.asyncio import Redis
 from streams.keys import Keyspace
 from tests.benchmarks.measure import RedisCounters
 from tests.benchmarks.processes import LoggedProcess, ProcessError, Processes
-from tests.benchmarks.procfs import MachineCpu
 from tests.benchmarks.results import Latency, Result
 from tests.benchmarks.verify import count_outcomes, verify_stored
 from tests.benchmarks.workers import start_workers, summarize
 from tests.benchmarks.workloads import Paced
+from tests.procfs import MachineCpu
 
 START_TIMEOUT_S = 120.0
 

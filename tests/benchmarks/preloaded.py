@@ -13,11 +13,11 @@ from tests.benchmarks.gate import StartGate
 from tests.benchmarks.measure import RedisCounters
 from tests.benchmarks.messages import Event
 from tests.benchmarks.processes import Processes
-from tests.benchmarks.procfs import MachineCpu
 from tests.benchmarks.results import Result
 from tests.benchmarks.verify import count_outcomes, verify_outcomes
 from tests.benchmarks.workers import WORKER_COUNT, start_workers, summarize
 from tests.benchmarks.workloads import Preloaded
+from tests.procfs import MachineCpu
 
 DRAIN_TIMEOUT_S = 600.0
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tests.benchmarks import procfs
+from tests import procfs
 from tests.redis_process import RedisServer, start_redis_server, stop_redis_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from streams.events import encode_event, now_ms
 from streams.keys import Keyspace
-from tests.benchmarks import procfs
+from tests import procfs
 from tests.benchmarks.measure import RedisCounters
 from tests.benchmarks.messages import Event, text_message_events
 from tests.benchmarks.preload import publish_all

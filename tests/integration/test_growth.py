@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from pathlib import Path
 
 import orjson
 import pytest
 from redis.asyncio import Redis
 
 from streams.producer import publish_events
+from tests import procfs
 from tests.conftest import WorkerProcess, conformance_cases
 from tests.helpers import wait_for
 
@@ -20,10 +20,7 @@ DISPATCH = b"lcstream:{0}:dispatch"
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    return procfs.memory_kb(pid)["VmRSS"] / 1024
 
 
 async def publish_many(redis: Redis, first: int, count: int) -> None:

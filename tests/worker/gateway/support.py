@@ -23,6 +23,7 @@ from langchain_core.outputs import ChatGenerationChunk
 from config import Settings
 from streams.frames import Frame
 from streams.snapshot import Snapshot
+from tests import procfs
 from tests.conftest import free_port
 from worker.fake_models import reasoning_chunks, tool_call_chunks, usage_chunk
 from worker.gateway import create_app
@@ -63,12 +64,7 @@ class GatewayProcess:
 
     def memory_kb(self) -> dict[str, int]:
         """`VmRSS` (resident now) and `VmHWM` (peak resident) of the process, in kB."""
-        fields: dict[str, int] = {}
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                fields[name] = int(value.split()[0])
-        return fields
+        return procfs.memory_kb(self.process.pid)
 
     def stop(self) -> int:
         """SIGTERM, then wait for the exit code (kill after 15 s)."""

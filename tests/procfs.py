@@ -1,4 +1,4 @@
-"""What Linux's /proc says about a process: CPU time and resident memory."""
+"""What Linux's /proc says: a process's CPU time and resident memory, the machine's CPU and busy time."""
 
 from __future__ import annotations
 
