@@ -175,6 +175,13 @@ def test_unix_and_tls_urls_are_accepted() -> None:
     assert load_settings(redis_url="rediss://h:6380/0").redis_url == "rediss://h:6380/0"
 
 
+def test_cluster_urls_are_accepted_and_other_schemes_refused() -> None:
+    for url in ("redis+cluster://node-1:7000/0", "rediss+cluster://node-1:7000"):
+        assert load_settings(redis_url=url).redis_url == url
+    with pytest.raises(pydantic.ValidationError, match="redis\\+cluster://"):
+        load_settings(redis_url="cluster://node-1:7000")
+
+
 def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(pydantic.ValidationError):

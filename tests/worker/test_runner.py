@@ -223,3 +223,26 @@ async def test_one_claim_takes_at_most_claim_count_messages(any_redis: Redis) ->
     assert worker.reserve_capacity() == 3
     full = Worker(any_redis, settings_for(claim_count=50, max_open_messages=10))
     assert full.reserve_capacity() == 10
+
+
+async def test_one_read_returns_at_most_read_count_events_over_all_open_messages(
+    any_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget is per read, shared by the streams (at least one each): many open messages
+    can't bring a reply of read_count entries per stream."""
+    for case in CASES:
+        await publish_events(any_redis, case["events"], message_id=case["message_id"])
+    worker = Worker(any_redis, settings_for(read_count=12))
+    wire = (await worker.link_for(0)).wire
+    read = wire.xread
+    asked: list[tuple[int, int]] = []  # (streams, count per stream)
+
+    async def recording_xread(streams: Any, *, count: int, block_ms: int | None) -> Any:
+        asked.append((len(streams), count))
+        return await read(streams, count=count, block_ms=block_ms)
+
+    monkeypatch.setattr(wire, "xread", recording_xread)
+    await asyncio.wait_for(worker.run(until_idle=True), timeout=30)
+    assert worker.stats.completed + worker.stats.failed == len(CASES)
+    assert any(streams > 1 for streams, _ in asked)
+    assert all(streams * count <= max(12, streams) for streams, count in asked)
