@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     max_events_per_message: int = Field(100_000, ge=1, description="Most events one message may have.")
     max_json_depth: int = Field(32, ge=2, le=512, description="Deepest JSON nesting accepted in an event.")
     idle_timeout_s: float = Field(300.0, gt=0, description="A producer silent this long fails its message.")
+    max_open_s: float = Field(
+        3600.0,
+        gt=0,
+        description="A message still open this long after its announcement fails (`max_open_time`).",
+    )
     takeover_after_ms: int = Field(
         30_000, ge=100, description="A claim idle this long is taken over by a peer."
     )

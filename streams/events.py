@@ -21,6 +21,8 @@ from streams.errors import EventDecodeError
 EVENT_FIELD = b"e"
 TIME_FIELD = b"t"
 TERMINAL_EVENTS = frozenset({"message-finish", "error"})
+# Unix ms has 13 digits until the year 2286; longer is garbage, not a time.
+MAX_TIME_DIGITS = 15
 
 Event = dict[str, Any]
 
@@ -71,14 +73,18 @@ def decode_event(fields: Mapping[bytes, bytes], limits: EventLimits) -> Event:
 
 
 def decode_time_ms(fields: Mapping[bytes, bytes]) -> int | None:
-    """The producer time of an entry, or None when absent or unreadable."""
+    """The producer time of an entry, or None when absent, unreadable or not after 1970.
+
+    A time in the future is returned as written: readers clamp it to when they read it.
+    """
     raw = fields.get(TIME_FIELD)
-    if raw is None:
+    if raw is None or len(raw) > MAX_TIME_DIGITS:
         return None
     try:
-        return int(raw)
+        time_ms = int(raw)
     except ValueError:
         return None
+    return time_ms if time_ms > 0 else None
 
 
 def _check_depth(event: Event, max_depth: int) -> None:

@@ -199,6 +199,13 @@ class MessageAssembler:
         self._outcome = Outcome.failed(message, code)
         return self._frame(FrameKind.ERROR, {"message": message, "code": code})
 
+    def fail_after(self, seq: int, message: str, code: str) -> Frame:
+        """End failed with an `error` frame numbered `seq + 1`, in place of any ending made after frame
+        `seq` (a commit refused because the message's own keys or events forbid it)."""
+        self._seq = seq
+        self._outcome = None
+        return self.fail(message, code)
+
     def continue_after(self, seq: int) -> None:
         """Number the next frame `seq + 1`: frames up to `seq` exist already (a worker giving up
         on a message it did not rebuild)."""

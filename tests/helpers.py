@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from langchain_core.language_models.chat_model_stream import AsyncChatModelStrea
 from langchain_core.messages import message_to_dict
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.typing import EncodableT, FieldT
 
 from config import Settings, load_settings
 from streams.cluster import RedisClient
@@ -146,3 +148,15 @@ async def all_outcomes(
     """Whether every message has an outcome in `R(M)`."""
     space = keyspace or Keyspace()
     return all([await redis.exists(space.message(m).result) for m in message_ids])
+
+
+async def write_events(
+    redis: RedisClient, message_id: str, events: Sequence[dict[str, Any]], *, first: int = 1, **fields: str
+) -> None:
+    """XADD `events` into E(M) at ids `0-first`, ... without announcing them (a producer that hasn't yet,
+    or a test building a message by hand); `fields` are added to every entry."""
+    keys = Keyspace().message(message_id)
+    for n, event in enumerate(events, start=first):
+        entry: dict[FieldT, EncodableT] = {"e": json.dumps(event)}
+        entry.update(fields.items())
+        await redis.xadd(keys.events, entry, id=f"0-{n}")

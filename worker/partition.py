@@ -1,14 +1,19 @@
-"""One partition's loop: claim, read the open messages' events, write frames, keep the leases.
+"""One partition's rounds: claim, keep the leases, read the open messages' events, write what they made.
 
-Each round claims new dispatch entries when `D(k)` may hold some and the
-worker has room (`XREADGROUP`), then makes one `XREAD` over the events streams
-of every message this partition holds, plus `D(k)` itself as a wake-up: a new
-announcement ends the block at once, so intake needs no second blocked
-connection. What a round produced is written by fenced script calls on the
-partition's node while the next round reads (one write in flight at a time).
-Between rounds, at most every `upkeep_interval_s`, it renews its leases, takes
-over abandoned entries, fails messages whose producer went silent, samples the
-group's backlog, and trims `D(k)`.
+A round, in order:
+
+1. intake: claim new dispatch entries when `D(k)` may hold some and there is room;
+2. upkeep, at most every `upkeep_interval_s`: renew leases, fail silent or
+   overlong messages, open waiting claims whose events appeared, take over
+   abandoned entries, sample the backlog, trim `D(k)`;
+3. read: one `XREAD` over the events streams of every open message, plus `D(k)`
+   itself as a wake-up (a new announcement ends the block at once);
+4. settle the previous write: apply its verdicts to the handlers;
+5. take a frozen `Batch` of what the handlers made and start writing it.
+
+One write is in flight at a time and overlaps the next round's steps 1-3. It
+reads only its batch and returns verdicts; only the round touches handlers, so
+nothing the write decides depends on what the next round did meanwhile.
 
 On a Redis fault the worker drops what the partition holds in memory and
 starts it again (`drop()`, then a new `Partition`): the first claim re-reads
@@ -24,14 +29,14 @@ import time
 from typing import TYPE_CHECKING
 
 import structlog
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
-from streams.errors import InvalidMessageIdError
+from streams.backoff import Backoff
 from streams.groups import group_backlog
-from streams.ordering import parse_entry_id
+from worker.batch import Batch, MessageWrite, Verdict, WriteVerdict
 from worker.handler import MessageHandler
-from worker.publisher import Batch, Verdict
-from worker.takeover import Claimed
+from worker.held import Held
+from worker.intake import Intake
 from worker.wire import field_map
 
 if TYPE_CHECKING:
@@ -48,316 +53,308 @@ class Partition:
 
     def __init__(self, worker: Worker, k: int, link: NodeLink) -> None:
         self._worker = worker
-        self._settings = worker.settings
+        self._settings = settings = worker.settings
+        self._k = k
         self._redis = link.redis
         self._wire = link.wire
         self._publisher = link.publisher
         self._leases = link.leases
-        self._k = k
         self._dispatch = worker.keyspace.dispatch(k)
         self._dispatch_key = self._dispatch.encode()
-        self._handlers: dict[bytes, MessageHandler] = {}  # by events key
-        worker.held[k] = self._handlers  # the worker's open count is derived from these
-        self._takeover_cursor = b"0-0"
-        self._history_cursor = b"0-0"  # where re-reading our own pending entries goes on
-        self._writing: asyncio.Task[None] | None = None
+        self.held = Held(worker.capacity_freed)
+        worker.held[k] = self.held  # the worker's open count is derived from these
+        self._intake = Intake(worker, k, link, self.held)
+        self._wake_id = b"0-0"  # the newest dispatch entry seen: an XREAD from it wakes on the next one
+        self._claim_due = True  # D(k) may hold entries not tried yet (else only a wake-up says so)
+        self._more_waiting = False  # the last claim filled its room: claim again before blocking
+        self._room = 0  # capacity reserved for this round's claim
+        self._writing: asyncio.Task[tuple[Batch, list[WriteVerdict]]] | None = None
+        self._refusals = Backoff().delays()
+        self._retry_at: float | None = None  # a refused write waits for its back-off
+        self._grace_ends_at: float | None = None
+        self._until_idle = False
         self._upkeep_at = 0.0
         self._trim_at = time.monotonic() + TRIM_INTERVAL_S
-        takeover_s = self._settings.takeover_after_ms / 1000
-        self._upkeep_interval_s = min(1.0, takeover_s / 4, self._settings.idle_timeout_s / 4)
+        takeover_s = settings.takeover_after_ms / 1000
+        self._upkeep_interval_s = min(1.0, takeover_s / 4, settings.idle_timeout_s / 4)
+        self.healthy = False  # set once a round went through: the caller's back-off starts over
 
     def drop(self) -> None:
-        """Forget held messages without acking: their pending entries bring them back."""
-        self._handlers.clear()
-        self._worker.capacity_freed()
+        """Forget what is held without acking (the pending entries bring it back), remembering
+        delivery counts so that re-reading them does not count as a delivery."""
+        self._worker.remember_deliveries(self._k, self.held.leases())
+        self.held.clear()
 
     async def serve(self, until_idle: bool) -> None:
         """Run rounds until stopped (after the grace period) or, with `until_idle`, until idle."""
+        self._until_idle = until_idle
         try:
-            await self._rounds(until_idle)
+            last = await self._redis.xrevrange(self._dispatch, count=1)
+            self._wake_id = bytes(last[0][0]) if last else b"0-0"
+            self._worker.health.redis_ok(self._k)
+            while await self.round():
+                pass
         finally:
             if self._writing is not None:  # a fault ended the rounds: the write's outcome is moot
                 self._writing.cancel()
                 with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
                     await self._writing
 
-    async def _rounds(self, until_idle: bool) -> None:
-        worker, settings = self._worker, self._settings
-        wake_id = await self._last_dispatch_id()
-        worker.health.redis_ok(self._k)
-        from_history = True  # first re-read this consumer's own pending entries
-        claim_due = True  # D(k) may hold entries not tried yet (else only a wake-up says so)
-        grace_ends_at: float | None = None
-        while True:
-            batch = Batch()
-            want = read = 0
-            read_history = False
+    async def round(self) -> bool:
+        """One round; False once the partition is done (stopped and drained, or idle in burst mode)."""
+        worker = self._worker
+        if worker.stopping and self._drained():
+            await self._settle_write()
+            await self._release_held()
+            return False
+        if self._retry_at is not None:
+            await self._wait_to_retry()
+        else:
             if worker.stopping:
-                if grace_ends_at is None:
-                    grace_ends_at = time.monotonic() + settings.grace_period_s
-                if not self._handlers or time.monotonic() >= grace_ends_at:
-                    await self._settle_write()
-                    await self._release_held()
-                    return
+                self._room, self._more_waiting = 0, False
             else:
-                want = worker.reserve_capacity()
-                try:
-                    if want and (claim_due or not self._handlers):
-                        read = await self._claim(want, from_history, batch)
-                finally:
-                    worker.settle_capacity(want)
-                read_history = from_history and want > 0
-                from_history = from_history and read == want
-                idle = until_idle and not read_history and want and not read and not self._handlers
-                # Idle also means nothing abandoned (or handed back) waits to be taken over.
-                if idle and not await self._take_over(batch):
-                    await self._settle_write()
-                    return
+                await self._claim()
             if time.monotonic() >= self._upkeep_at:
-                await self._upkeep(batch)
-            # After reading our own pending entries, new ones may wait: claim them before blocking.
-            more_waiting = read_history or (want > 0 and read == want)
-            claim_due = more_waiting or want == 0  # while full, D(k) is not watched
-            streams = {key: h.cursor for key, h in self._handlers.items() if h.outcome is None}
-            if want and not more_waiting and not worker.stopping:
-                streams[self._dispatch_key] = wake_id
-            if not streams and not batch:
-                if not more_waiting:  # no room: wait until a message ends
-                    await worker.wait_for_capacity()
-                continue
-            if streams:
-                block = None if (more_waiting or batch) else self._block_ms()
-                if block is not None and self._writing is not None:
-                    await self._settle_write()  # nothing waits to be read; what the write ended
-                    continue  # changes what to read (and whether the worker is idle)
-                per_stream = max(1, settings.read_count // len(streams))
-                reply = await self._wire.xread(streams, count=per_stream, block_ms=block)
-                worker.health.redis_ok(self._k)
-                for key, entries in reply:
-                    if key == self._dispatch_key:
-                        wake_id, claim_due = entries[-1][0], True
-                        continue
-                    handler = self._handlers.get(key)
-                    if handler is None:  # the write in flight found the claim lost
-                        continue
-                    handler.behind = len(entries) >= per_stream
-                    frames = handler.accept([(entry_id, field_map(flat)) for entry_id, flat in entries])
-                    worker.stats.events += len(entries)
-                    if frames:
-                        batch.frames.append((handler, frames))
-            if batch:
-                # One write in flight, overlapping the next read: a message's frames stay in order.
-                await self._settle_write()
-                self._writing = asyncio.create_task(self._publish(batch))
+                await self._upkeep()
+            if self._until_idle and await self._idle():
+                return False
+            await self._read()
+        await self._settle_write()
+        self._start_write()
+        self.healthy = True
+        return True
 
-    async def _settle_write(self) -> None:
-        """Wait for the write in flight (its faults surface here)."""
-        if self._writing is not None:
-            writing, self._writing = self._writing, None
-            await writing
+    def _drained(self) -> bool:
+        if self._grace_ends_at is None:
+            self._grace_ends_at = time.monotonic() + self._settings.grace_period_s
+        return not self.held.open or time.monotonic() >= self._grace_ends_at
+
+    # -- intake ---------------------------------------------------------------
+
+    async def _claim(self) -> None:
+        worker, intake = self._worker, self._intake
+        self._room = worker.reserve_capacity() if intake.room_to_wait() else 0
+        try:
+            read = 0
+            if self._room and (self._claim_due or not self.held):
+                from_history = intake.from_history
+                read = await intake.claim(self._room)
+                self._more_waiting = from_history or read == self._room
+            else:
+                self._more_waiting = False
+        finally:
+            worker.settle_capacity(self._room)
+        worker.health.redis_ok(self._k)
+        self._claim_due = self._more_waiting or not self._room  # while full, D(k) is not watched
+
+    async def _idle(self) -> bool:
+        """Burst mode: nothing held, nothing to claim, nothing abandoned to take over."""
+        if self.held or self._more_waiting or not self._room:
+            return False
+        await self._settle_write()
+        if self.held or self.held.dirty:
+            return False
+        return not await self._take_over()
+
+    async def _take_over(self) -> int:
+        worker = self._worker
+        want = worker.reserve_capacity()
+        try:
+            return await self._intake.take_over(want) if want else 0
+        finally:
+            worker.settle_capacity(want)
+
+    # -- reading --------------------------------------------------------------
+
+    async def _read(self) -> None:
+        held = self.held
+        readable = [handler for handler in held.open.values() if handler.outcome is None]
+        streams = {handler.events_key: handler.cursor for handler in readable}
+        if self._room and not self._more_waiting and not self._worker.stopping:
+            streams[self._dispatch_key] = self._wake_id
+        # More to claim, to write, or events known to wait: read without blocking, beside the write.
+        busy = self._more_waiting or bool(held.dirty) or any(handler.behind for handler in readable)
+        if not busy and self._writing is not None:
+            await self._settle_write()  # what the write ends changes what to read (and whether idle)
+            return
+        if not streams:
+            if not busy:
+                await self._worker.wait_for_capacity()
+            return
+        share = max(1, self._settings.read_count // len(streams))
+        for handler in readable:
+            handler.behind = False  # until this read returns a full share for it
+        try:
+            reply = await self._wire.xread(streams, count=share, block_ms=None if busy else self._block_ms())
+        except ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            await self._fail_wrong_typed(readable, exc)
+            return
+        self._worker.health.redis_ok(self._k)
+        events = 0
+        for key, entries in reply:
+            if key == self._dispatch_key:
+                self._wake_id, self._claim_due = entries[-1][0], True
+            elif (reader := held.open.get(key)) is not None:
+                reader.behind = len(entries) >= share
+                events += len(entries)
+                if reader.accept([(entry_id, field_map(flat)) for entry_id, flat in entries]):
+                    held.mark(reader)
+        self._worker.stats.events += events
+
+    async def _fail_wrong_typed(self, readable: list[MessageHandler], error: ResponseError) -> None:
+        """An `XREAD` refused for a key of another type: fail the messages whose `E(M)` it is."""
+        pipe = self._redis.pipeline(transaction=False)
+        for handler in readable:
+            pipe.type(handler.keys.events)
+        kinds = [kind.decode() if isinstance(kind, bytes) else kind for kind in await pipe.execute()]
+        culprits = [
+            (h, kind) for h, kind in zip(readable, kinds, strict=True) if kind not in ("stream", "none")
+        ]
+        if not culprits:
+            raise error  # D(k) itself: a fault of the partition, not of a message
+        for handler, kind in culprits:
+            handler.give_up(
+                "wrong_type", f"{handler.keys.events} holds a {kind}, not a stream", wrong_type=True
+            )
+            self.held.mark(handler)
 
     def _block_ms(self) -> int:
         """Block no longer than the next upkeep is due (and never past `block_ms`)."""
         until_upkeep_ms = int((self._upkeep_at - time.monotonic()) * 1000)
         return max(1, min(self._settings.block_ms, until_upkeep_ms))
 
-    # -- writing -------------------------------------------------------------
+    # -- writing --------------------------------------------------------------
 
-    async def _publish(self, batch: Batch) -> None:
-        worker, metrics = self._worker, self._worker.metrics
+    def _start_write(self) -> None:
+        if self._retry_at is not None and time.monotonic() < self._retry_at:
+            return  # a refused write waits for its back-off
+        held = self.held
+        writes = tuple(write for handler in held.dirty if (write := handler.take_write()) is not None)
+        held.dirty.clear()
+        if not writes and not held.started:
+            return
+        produced = [write.handler.last_event_at for write in writes if write.frames]
+        batch = Batch(writes, tuple(held.started), min(produced) if produced else None)
+        held.started.clear()
+        self._writing = asyncio.create_task(self._write(batch), name=f"write-{self._k}")
+
+    async def _write(self, batch: Batch) -> tuple[Batch, list[WriteVerdict]]:
+        metrics = self._worker.metrics
         started_at = time.monotonic()
         verdicts = await self._publisher.publish(batch)
         written_at = time.monotonic()
         metrics.write_seconds.observe(written_at - started_at)
-        if batch.frames:  # one sample per write: its oldest newest-event, what a reader waited longest
-            oldest = min(handler.last_event_at for handler, _ in batch.frames)
-            metrics.delay_seconds.observe(max(0.0, written_at - oldest))
-        for handler, frames in batch.frames:
-            verdict, outcome = verdicts[handler.message_id], handler.outcome
-            if verdict is not Verdict.LOST:
-                worker.stats.frames += len(frames)
-                if handler.dead is not None:
-                    metrics.dead_letters.inc()
-                if outcome is not None and verdict is Verdict.WRITTEN:
-                    reason = "completed" if outcome.error is None else outcome.error["code"]
-                    metrics.outcomes.labels(outcome.status, reason).inc()
-            if verdict is Verdict.WRITTEN and outcome is None:
-                continue
-            if not self._forget(handler):
-                continue  # the upkeep running beside this write found the claim lost first
-            fields = {"message_id": handler.message_id, "entry_id": handler.delivery_id.decode()}
-            if verdict is Verdict.LOST:
-                worker.stats.lost_claims += 1
-                log.warning("claim-lost", **fields)
-            elif verdict is Verdict.ALREADY_COMMITTED:
-                log.info("already-committed", **fields)
-            elif outcome is not None and outcome.error is None:
-                worker.stats.completed += 1
-                log.info("completed", events=handler.event_count, **fields)
-            elif outcome is not None and outcome.error is not None:
-                worker.stats.failed += 1
-                verb = "dead-lettered" if handler.dead else "failed"
-                log.warning(verb, code=outcome.error["code"], error=outcome.error["message"], **fields)
+        if batch.produced_at is not None:  # one sample per write: what a reader waited longest
+            metrics.delay_seconds.observe(max(0.0, written_at - batch.produced_at))
+        return batch, verdicts
 
-    def _forget(self, handler: MessageHandler) -> bool:
-        """Stop holding `handler`; False when it was no longer held (a write and an upkeep may both
-        find the same claim lost)."""
-        key = handler.keys.events.encode()
-        if self._handlers.get(key) is not handler:
-            return False
-        del self._handlers[key]
-        self._worker.capacity_freed()
-        return True
+    async def _settle_write(self) -> None:
+        """Wait for the write in flight (its faults surface here) and apply its verdicts."""
+        if self._writing is None:
+            return
+        writing, self._writing = self._writing, None
+        batch, verdicts = await writing
+        refused = ""
+        for write, verdict in zip(batch.writes, verdicts, strict=True):
+            refused = self._apply(write, verdict) or refused
+        if refused:
+            delay_s = next(self._refusals)
+            if self._retry_at is None:
+                log.warning("write-refused", partition=self._k, error=refused, retry_in_s=round(delay_s, 3))
+            self._retry_at = time.monotonic() + delay_s
+        elif self._retry_at is not None:
+            log.info("write-resumed", partition=self._k)
+            self._retry_at, self._refusals = None, Backoff().delays()
 
-    # -- claiming ------------------------------------------------------------
+    def _apply(self, write: MessageWrite, verdict: WriteVerdict) -> str:
+        """Apply one message's verdict; return Redis's error when the write was refused."""
+        handler, held, worker = write.handler, self.held, self._worker
+        if not held.holds(handler):
+            return ""  # let go meanwhile: an upkeep found the lease lost
+        if verdict.verdict is Verdict.REFUSED:
+            handler.requeue(write)
+            held.mark(handler)
+            return verdict.detail
+        if verdict.verdict in (Verdict.WRONG_TYPE, Verdict.AFTER_TERMINAL):
+            wrong_type = verdict.verdict is Verdict.WRONG_TYPE
+            reason = "wrong_type" if wrong_type else "after_terminal"
+            handler.end_instead(write, reason, verdict.detail, wrong_type=wrong_type)
+            held.mark(handler)
+            return ""
+        fields = {"message_id": handler.message_id, "entry_id": handler.delivery_id.decode()}
+        if verdict.verdict is Verdict.LOST:
+            held.forget(handler)
+            worker.stats.lost_claims += 1
+            log.warning("claim-lost", **fields)
+            return ""
+        if verdict.verdict is Verdict.WRITTEN:
+            worker.stats.frames += len(write.frames)
+        if (ending := write.ending) is None:
+            return ""
+        held.forget(handler)
+        if verdict.verdict is Verdict.ALREADY_COMMITTED:
+            log.info("already-committed", **fields)
+            return ""
+        outcome, metrics = ending.outcome, worker.metrics
+        reason = "completed" if outcome.error is None else outcome.error["code"]
+        metrics.outcomes.labels(outcome.status, reason).inc()
+        if outcome.error is None:
+            worker.stats.completed += 1
+            log.info("completed", events=handler.event_count, **fields)
+            return ""
+        worker.stats.failed += 1
+        if ending.dead is not None:
+            metrics.dead_letters.inc()
+        verb = "dead-lettered" if ending.dead else "failed"
+        log.warning(verb, code=outcome.error["code"], error=outcome.error["message"], **fields)
+        return ""
 
-    async def _claim(self, want: int, from_history: bool, batch: Batch) -> int:
-        """Claim up to `want` entries (new ones, or this consumer's own pending ones); return how
-        many entries the read returned."""
-        settings = self._settings
-        start = self._history_cursor if from_history else b">"
-        reply = await self._redis.xreadgroup(
-            settings.group, settings.consumer, {self._dispatch: start}, count=want
-        )
-        entries = [(entry_id, fields) for _, stream in reply or () for entry_id, fields in stream]
-        if from_history:
-            if entries:
-                self._history_cursor = entries[-1][0]
-            # Our own pending entries: deleted ones come back without fields; ack them.
-            gone = [entry_id for entry_id, fields in entries if not fields]
-            if gone:
-                await self._redis.xack(self._dispatch, settings.group, *gone)
-            live = [(entry_id, fields) for entry_id, fields in entries if fields]
-            counts = await self._leases.delivery_counts(self._dispatch, [e for e, _ in live])
-        else:
-            live, counts = entries, {}
-        claimed = [Claimed(entry_id, fields, counts.get(entry_id, 1)) for entry_id, fields in live]
-        await self._open_all(claimed, batch, taken_over=False)
-        return len(entries)
+    async def _wait_to_retry(self) -> None:
+        """A refused write waits for its back-off (leases kept meanwhile), then is written again."""
+        if time.monotonic() >= self._upkeep_at:
+            await self._upkeep()
+        await self._settle_write()
+        if self._retry_at is not None:
+            await self._worker.sleep_unless_stopped(min(self._retry_at, self._upkeep_at) - time.monotonic())
 
-    async def _open_all(self, claimed: list[Claimed], batch: Batch, *, taken_over: bool) -> int:
-        """Open handlers for claimed entries; reject what names no usable message. Returns how many opened."""
-        rejected: list[tuple[bytes, str, str, str]] = []
-        duplicates: list[bytes] = []
-        worn_out: list[MessageHandler] = []
-        opened = 0
-        for claim in claimed:
-            handler = self._open(claim, rejected, taken_over=taken_over)
-            if handler is None:
-                continue
-            key = handler.keys.events.encode()
-            if (held := self._handlers.get(key)) is not None:
-                if held.delivery_id != claim.entry_id:
-                    duplicates.append(claim.entry_id)  # a second announcement of a message we hold
-                continue  # else our own entry again (a takeover of a lease we were late to renew)
-            self._handlers[key] = handler
-            opened += 1
-            if claim.deliveries > self._settings.max_deliveries:
-                worn_out.append(handler)
-            elif claim.deliveries == 1 and not taken_over:
-                batch.started.append(handler)
-        if rejected:
-            await self._publisher.reject(self._dispatch, rejected)
-            self._worker.metrics.dead_letters.inc(len(rejected))
-        if duplicates:
-            await self._redis.xack(self._dispatch, self._settings.group, *duplicates)
-            log.info("duplicate-acked", partition=self._k, entries=len(duplicates))
-        for handler in worn_out:
-            await self._give_up_delivered_too_often(handler, batch)
-        return opened
+    # -- upkeep ---------------------------------------------------------------
 
-    def _open(
-        self, claim: Claimed, rejected: list[tuple[bytes, str, str, str]], *, taken_over: bool
-    ) -> MessageHandler | None:
-        worker = self._worker
-        entry_id = claim.entry_id.decode()
-        raw_id = claim.fields.get(b"m", b"").decode(errors="replace")
-        try:
-            keys = worker.keyspace.message(raw_id)
-        except InvalidMessageIdError as exc:
-            # No key can be built for it, so no frame or outcome: dead-letter and ack.
-            rejected.append((claim.entry_id, raw_id, "invalid_message_id", str(exc)))
-            log.error("dead-lettered", entry_id=entry_id, reason="invalid_message_id", error=str(exc))
-            return None
-        if keys.dispatch != self._dispatch:
-            error = f"message {raw_id} belongs to {keys.dispatch}, not {self._dispatch}"
-            rejected.append((claim.entry_id, raw_id, "wrong_partition", error))
-            log.error("dead-lettered", message_id=raw_id, entry_id=entry_id, reason="wrong_partition")
-            return None
-        verb = "taken-over" if taken_over else "claimed"
-        log.info(verb, message_id=raw_id, entry_id=entry_id, deliveries=claim.deliveries)
-        handler = MessageHandler.from_dispatch(
-            keys, claim.entry_id, claim.fields,
-            limits=worker.limits, max_events=self._settings.max_events_per_message,
-        )  # fmt: skip
-        handler.deliveries = claim.deliveries
-        return handler
-
-    async def _give_up_delivered_too_often(self, handler: MessageHandler, batch: Batch) -> None:
-        """Dead-letter without replaying: the replay may be what keeps killing workers."""
-        last = await self._redis.xrevrange(handler.keys.out, count=1)
-        last_seq = parse_entry_id(last[0][0])[1] if last else 0
-        error = (
-            f"delivered {handler.deliveries} times (limit {self._settings.max_deliveries}); "
-            "workers kept dying or losing it"
-        )
-        frame = handler.give_up("max_deliveries", error, after_seq=last_seq)
-        batch.frames.append((handler, [frame]))
-
-    # -- upkeep --------------------------------------------------------------
-
-    async def _upkeep(self, batch: Batch) -> None:
-        """Renew leases, take over abandoned entries, fail silent messages, trim `D(k)`."""
+    async def _upkeep(self) -> None:
+        """Renew leases, fail silent or overlong messages, open waiting claims, take over abandoned
+        entries, sample the backlog, trim `D(k)`."""
         now = time.monotonic()
         self._upkeep_at = now + self._upkeep_interval_s
-        held = [h for h in self._handlers.values() if h.outcome is None]
-        for entry_id in await self._leases.renew(
-            self._dispatch, [(h.delivery_id, h.deliveries) for h in held]
-        ):
-            lost = next(h for h in held if h.delivery_id == entry_id)
-            if not self._forget(lost):
-                continue
+        held, settings = self.held, self._settings
+        lost = await self._leases.renew(self._dispatch, held.leases())
+        for message_id in held.forget_entries(set(lost)):
             self._worker.stats.lost_claims += 1
-            log.warning("claim-lost", message_id=lost.message_id, entry_id=entry_id.decode())
-        idle_timeout_s = self._settings.idle_timeout_s
-        for handler in list(self._handlers.values()):
-            silent = not handler.behind and now - handler.last_event_at > idle_timeout_s
-            if handler.outcome is None and silent:
-                error = f"producer silent for more than {idle_timeout_s:g} s"
-                batch.frames.append((handler, [handler.give_up("idle_timeout", error)]))
+            log.warning("claim-lost", message_id=message_id)
+        idle_timeout_s, max_open_s = settings.idle_timeout_s, settings.max_open_s
+        for handler in held.open.values():
+            if handler.outcome is not None:
+                continue
+            if now - handler.announced_at > max_open_s:
+                handler.give_up("max_open_time", f"open for more than {max_open_s:g} s")
+            elif not handler.behind and now - handler.last_event_at > idle_timeout_s:
+                handler.give_up("idle_timeout", f"producer silent for more than {idle_timeout_s:g} s")
+            else:
+                continue
+            held.mark(handler)
+        await self._intake.check_waiting()
         if not self._worker.stopping:
-            await self._take_over(batch)
-        if (backlog := await group_backlog(self._redis, self._dispatch, self._settings.group)) is not None:
+            await self._take_over()
+        if (backlog := await group_backlog(self._redis, self._dispatch, settings.group)) is not None:
             self._worker.metrics.backlog.record(self._k, backlog)
         if now >= self._trim_at:
             self._trim_at = now + TRIM_INTERVAL_S
             await self._worker.trim_dispatch(self._dispatch)
 
-    async def _take_over(self, batch: Batch) -> int:
-        """Open entries idle past the takeover time, as capacity allows; return how many."""
-        worker = self._worker
-        want = worker.reserve_capacity()
-        opened = 0
-        try:
-            if want:
-                claimed, self._takeover_cursor = await self._leases.take_over(
-                    self._dispatch, want, self._takeover_cursor
-                )
-                worker.stats.taken_over += len(claimed)
-                opened = await self._open_all(claimed, batch, taken_over=True)
-        finally:
-            worker.settle_capacity(want)
-        return opened
-
     async def _release_held(self) -> None:
         """Hand unfinished messages back unacked, so a peer takes them over at once."""
-        if not self._handlers:
-            return
-        held = [(h.delivery_id, h.deliveries) for h in self._handlers.values()]
-        await self._leases.release(self._dispatch, held)
-        log.info("released", partition=self._k, messages=len(held))
-        self.drop()
-
-    async def _last_dispatch_id(self) -> bytes:
-        last = await self._redis.xrevrange(self._dispatch, count=1)
-        return bytes(last[0][0]) if last else b"0-0"
+        leases = self.held.leases()
+        if leases:
+            await self._leases.release(self._dispatch, leases)
+            log.info("released", partition=self._k, messages=len(leases))
+        self.held.clear()

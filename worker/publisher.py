@@ -1,22 +1,22 @@
-"""Writing frames to `O(M)`/`L(M)` and committing outcomes: fenced script calls, many messages each.
+"""Writing a `Batch`: fenced script calls, many messages each, and the verdicts they return.
 
+The write reads nothing but the batch, which the round froze when it took it,
+so a round may go on with the same messages while the write is in flight.
 Every message's write is fenced on this consumer still owning its dispatch
-entry (`XPENDING` names it), so a worker that lost a claim writes no frame,
-no outcome and no ack for it. Frames have explicit ids `0-seq`: a rebuilt
-message's frames that already exist are refused by Redis (and not published
-again), so `O(M)` never holds a duplicate. When a message ends, the same call
-writes `R(M)`, the lifecycle notice and the retention TTLs, then acks.
+entry (`worker/commit_script.py` says what the script checks and writes).
 
 One call carries every message of a round (up to `FRAMES_PER_CALL` frames):
 in live traffic a round holds about one event per message, and a call per
 message cost Redis more than the writes themselves. All keys of a call share
-the partition's hash slot, so it is valid on a cluster too.
+the partition's hash slot, so it is valid on a cluster too; there the dead
+letters, whose stream lives in another slot, are written after the call,
+only for the commits it reports written.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import IntEnum
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
@@ -25,51 +25,10 @@ from redis.typing import EncodableT, FieldT
 
 from streams.cluster import RedisClient
 from streams.events import now_ms
-from streams.frames import Frame
 from streams.keys import Keyspace
-from worker.handler import MessageHandler
+from worker.batch import Batch, MessageWrite, Verdict, WriteVerdict
+from worker.commit_script import COMMIT_LUA
 from worker.wire import Command, RawCommands
-
-# KEYS: D(k), then per message O(M), R(M), E(M).
-# ARGV: 1 consumer, 2 group, 3 notices channel, 4 retention s, 5 live publish command, then per message:
-#       dispatch id, L(M), first seq, frame count n, ending (0/1), n frame bodies, [outcome, notice].
-# Returns one verdict per message (see Verdict).
-APPEND_LUA = """
-local dispatch, consumer, group, notices, retention = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local live_publish = ARGV[5]
-local verdicts, at, k = {}, 6, 2
-while at <= #ARGV do
-  local id, live, first, n = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
-  local ending = ARGV[at + 4] == '1'
-  local out, result, events, bodies = KEYS[k], KEYS[k + 1], KEYS[k + 2], at + 5
-  local verdict = 1
-  local pending = redis.call('XPENDING', dispatch, group, id, id, 1)
-  if #pending == 0 or pending[1][2] ~= consumer then
-    verdict = 0
-  elseif ending and redis.call('EXISTS', result) == 1 then
-    redis.call('XACK', dispatch, group, id)
-    verdict = 2
-  else
-    for i = 0, n - 1 do
-      local body, seq = ARGV[bodies + i], first + i
-      if type(redis.pcall('XADD', out, '0-' .. seq, 'f', body)) == 'string' then
-        redis.call(live_publish, live, '{"seq":' .. seq .. ',' .. string.sub(body, 2))
-      end
-    end
-    if ending then
-      local o = bodies + n
-      redis.call('SET', result, ARGV[o], 'EX', retention)
-      redis.call('PUBLISH', notices, ARGV[o + 1])
-      redis.call('EXPIRE', out, retention)
-      redis.call('EXPIRE', events, retention)
-      redis.call('XACK', dispatch, group, id)
-    end
-  end
-  verdicts[#verdicts + 1] = verdict
-  at, k = bodies + n + (ending and 2 or 0), k + 3
-end
-return verdicts
-"""
 
 # Frames one script call carries at most: Redis runs a script to the end, so a round's writes are
 # split to keep other clients' commands from waiting long behind one.
@@ -77,31 +36,15 @@ FRAMES_PER_CALL = 2_000
 
 DEAD_LETTER_MAX_LEN = 100_000
 
-
-class Verdict(IntEnum):
-    """What a fenced write found."""
-
-    LOST = 0  # another consumer owns the message now: nothing was written
-    WRITTEN = 1
-    ALREADY_COMMITTED = 2  # an earlier delivery wrote the outcome: only acked
-
-
-@dataclass(slots=True)
-class Batch:
-    """What one round of reading produced: frames per message, and which messages opened."""
-
-    frames: list[tuple[MessageHandler, list[Frame]]] = field(default_factory=list)
-    started: list[MessageHandler] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.frames or self.started)
+# A message's script mode: frames only, an ending, an ending that writes only to keys of the right type.
+MODE_FRAMES, MODE_ENDING, MODE_WRONG_TYPE = 0, 1, 2
 
 
 class FramePublisher:
     """Turns a `Batch` into fenced script calls on the node that owns the partition.
 
-    Dead letters go to `P:dead` through `dead_letters`, a client that routes by
-    key: on a cluster that stream lives in another slot than the partition.
+    `dead_letters` routes by key: with `dead_letters_in_script` off (a cluster)
+    it writes `P:dead` after the call.
     """
 
     def __init__(
@@ -115,77 +58,91 @@ class FramePublisher:
         consumer: str,
         retention_s: int,
         live_publish: bytes,
+        dead_letters_in_script: bool,
     ) -> None:
         self._wire = wire
         self._node = node
         self._dead_letters = dead_letters
-        self._live_publish = live_publish
         self._keyspace = keyspace
         self._group = group
         self._consumer = consumer
         self._retention_s = retention_s
-        self._sha: str | None = None
+        self._live_publish = live_publish
+        self._dead_in_script = dead_letters_in_script
+        self._sha = ""
 
-    async def publish(self, batch: Batch) -> dict[str, Verdict]:
-        """Write the batch; return each written message's verdict."""
-        try:
-            return await self._publish_once(batch)
-        except NoScriptError:
-            self._sha = None  # Redis restarted or failed over: load the script again
-            return await self._publish_once(batch)
+    async def load_script(self) -> None:
+        """Load the script before its first `EVALSHA` (and again after a restart lost it)."""
+        self._sha = await self._node.script_load(COMMIT_LUA)
 
-    async def _publish_once(self, batch: Batch) -> dict[str, Verdict]:
-        if self._sha is None:
-            self._sha = await self._node.script_load(APPEND_LUA)
-        notices = self._keyspace.notices
-        # Before the outcomes: a dead letter may be written twice (a retry), never lost.
-        for handler, _ in batch.frames:
-            if (dead := handler.dead) is not None:
-                await self._dead_letter(
-                    handler.message_id, dead.reason, dead.error,
-                    deliveries=handler.deliveries, dispatch_id=handler.delivery_id,
-                )  # fmt: skip
-        commands: list[Command] = [
-            (b"PUBLISH", notices, _notice(handler.message_id, "started")) for handler in batch.started
+    async def publish(self, batch: Batch) -> list[WriteVerdict]:
+        """Write the batch; return one verdict per write, in order."""
+        notices = [
+            (b"PUBLISH", self._keyspace.notices, notice(message_id, "started"))
+            for message_id in batch.started
         ]
-        calls: list[list[MessageHandler]] = []  # the messages of each script call, in order
-        for chunk in _chunks(batch.frames):
-            keys: list[EncodableT] = [chunk[0][0].keys.dispatch]
-            args: list[EncodableT] = [
-                self._consumer, self._group, notices, self._retention_s, self._live_publish
-            ]  # fmt: skip
-            for handler, frames in chunk:
-                message, outcome = handler.keys, handler.outcome
-                keys += [message.out, message.result, message.events]
-                args += [
-                    handler.delivery_id,
-                    message.live,
-                    frames[0].seq,
-                    len(frames),
-                    int(outcome is not None),
-                ]
-                args += [frame.body_json() for frame in frames]
-                if outcome is not None:
-                    args += [outcome.to_json(), _notice(handler.message_id, outcome.status)]
-            commands.append((b"EVALSHA", self._sha, len(keys), *keys, *args))
-            calls.append([handler for handler, _ in chunk])
-        replies = await self._wire.execute(commands)
+        calls = _chunks(batch.writes)
+        scripts = [self._script_call(chunk) for chunk in calls]
+        replies = (await self._wire.execute([*notices, *scripts]))[len(notices) :]
+        if any(isinstance(reply, NoScriptError) for reply in replies):  # none of the calls ran
+            await self.load_script()
+            replies = await self._wire.execute([self._script_call(chunk) for chunk in calls])
         for reply in replies:
             if isinstance(reply, ResponseError):
                 raise reply
-        verdicts: dict[str, Verdict] = {}
-        for handlers, reply in zip(calls, replies[len(replies) - len(calls) :], strict=True):
-            for handler, verdict in zip(handlers, reply, strict=True):
-                verdicts[handler.message_id] = Verdict(verdict)
+        verdicts = [_verdict(item) for reply in replies for item in reply]
+        if not self._dead_in_script:
+            await self._dead_letters_after(batch.writes, verdicts)
         return verdicts
+
+    def _script_call(self, writes: Sequence[MessageWrite]) -> Command:
+        keys: list[EncodableT] = [writes[0].keys.dispatch]
+        if self._dead_in_script:
+            keys.append(self._keyspace.dead)
+        args: list[EncodableT] = [
+            self._consumer, self._group, self._keyspace.notices, self._retention_s, self._live_publish,
+            now_ms(), int(self._dead_in_script), DEAD_LETTER_MAX_LEN,
+        ]  # fmt: skip
+        for write in writes:
+            message, ending, frames = write.keys, write.ending, write.frames
+            keys += [message.out, message.result, message.events]
+            mode = MODE_FRAMES if ending is None else MODE_WRONG_TYPE if ending.wrong_type else MODE_ENDING
+            terminal = b"" if ending is None or ending.terminal_id is None else ending.terminal_id
+            args += [
+                write.delivery_id,
+                message.live,
+                frames[0].seq if frames else 1,
+                len(frames),
+                mode,
+                terminal,
+            ]
+            args += [frame.body_json() for frame in frames]
+            if ending is not None:
+                dead = ending.dead
+                args += [
+                    ending.outcome.to_json(), notice(message.message_id, ending.outcome.status),
+                    dead.reason if dead else b"", dead.error if dead else b"", ending.deliveries,
+                    message.message_id,
+                ]  # fmt: skip
+        return (b"EVALSHA", self._sha, len(keys), *keys, *args)
+
+    async def _dead_letters_after(self, writes: Sequence[MessageWrite], verdicts: list[WriteVerdict]) -> None:
+        """On a cluster: the dead letters of the commits the script wrote (never of a lost claim)."""
+        for write, verdict in zip(writes, verdicts, strict=True):
+            if verdict.verdict is Verdict.WRITTEN and write.ending is not None and write.ending.dead:
+                dead = write.ending.dead
+                await self.dead_letter(
+                    write.keys.message_id, dead.reason, dead.error,
+                    deliveries=write.ending.deliveries, dispatch_id=write.delivery_id,
+                )  # fmt: skip
 
     async def reject(self, dispatch: str, entries: list[tuple[bytes, str, str, str]]) -> None:
         """Dead-letter and ack dispatch entries that name no usable message (id, m, reason, error)."""
         for delivery_id, raw_id, reason, error in entries:
-            await self._dead_letter(raw_id, reason, error, deliveries=1, dispatch_id=delivery_id)
+            await self.dead_letter(raw_id, reason, error, deliveries=1, dispatch_id=delivery_id)
         await self._node.xack(dispatch, self._group, *[delivery_id for delivery_id, *_ in entries])
 
-    async def _dead_letter(
+    async def dead_letter(
         self, message_id: str, reason: str, error: str, *, deliveries: int, dispatch_id: bytes
     ) -> None:
         """Write a `P:dead` entry: what failed, why, and where it came from."""
@@ -196,20 +153,24 @@ class FramePublisher:
         await self._dead_letters.xadd(self._keyspace.dead, fields, maxlen=DEAD_LETTER_MAX_LEN)
 
 
-def _notice(message_id: str, status: str) -> bytes:
+def notice(message_id: str, status: str) -> bytes:
+    """A lifecycle notice on `P:messages`."""
     return orjson.dumps({"message_id": message_id, "status": status})
 
 
-def _chunks(
-    frames: list[tuple[MessageHandler, list[Frame]]],
-) -> list[list[tuple[MessageHandler, list[Frame]]]]:
-    """The round's messages in script calls of about `FRAMES_PER_CALL` frames (a message is never split)."""
-    chunks: list[list[tuple[MessageHandler, list[Frame]]]] = []
+def _verdict(item: Any) -> WriteVerdict:
+    verdict, detail = item
+    return WriteVerdict(Verdict(verdict), detail.decode(errors="replace") if detail else "")
+
+
+def _chunks(writes: Sequence[MessageWrite]) -> list[list[MessageWrite]]:
+    """The writes in script calls of about `FRAMES_PER_CALL` frames (a message is never split)."""
+    chunks: list[list[MessageWrite]] = []
     size = 0
-    for item in frames:
-        if not chunks or size + len(item[1]) > FRAMES_PER_CALL:
+    for write in writes:
+        if not chunks or size + len(write.frames) > FRAMES_PER_CALL:
             chunks.append([])
             size = 0
-        chunks[-1].append(item)
-        size += len(item[1])
+        chunks[-1].append(write)
+        size += len(write.frames)
     return chunks

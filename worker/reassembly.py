@@ -26,6 +26,7 @@ from streams.events import EventLimits
 from streams.frames import Frame, FrameKind, Outcome
 from streams.keys import Keyspace, MessageKeys
 from streams.reader import read_frames, read_outcome
+from worker.announcement import Announcement
 from worker.handler import Entry, MessageHandler
 
 log = structlog.get_logger("lcstream.jobs")
@@ -41,11 +42,13 @@ def rebuild(
 ) -> tuple[MessageHandler, list[Frame]]:
     """Run a message's event entries through a fresh handler; return it and the frames it made."""
     handler = MessageHandler(
-        keys, b"0-0", namespace=namespace, node=node,
+        Announcement(keys, namespace, node), b"0-0", deliveries=1,
         limits=EventLimits(settings.max_event_bytes, settings.max_json_depth),
         max_events=settings.max_events_per_message,
     )  # fmt: skip
-    return handler, handler.accept(entries)
+    handler.accept(entries)
+    write = handler.take_write()
+    return handler, list(write.frames) if write is not None else []
 
 
 async def reassemble_message(

@@ -16,12 +16,13 @@ import structlog
 from redis.exceptions import RedisError, ResponseError
 
 from config import Settings, redact_url
-from streams.backoff import Backoff, is_transient
+from streams.backoff import Backoff, is_transient, retry_transient
 from streams.cluster import NodeRoutedCluster, RedisClient, live_publish_command, node_for, slot_moved
 from streams.events import EventLimits
 from streams.keys import Keyspace
-from worker.handler import MessageHandler
+from streams.ordering import parse_entry_id
 from worker.health import Health
+from worker.held import Held
 from worker.link import NodeLink
 from worker.metrics import WorkerMetrics
 from worker.partition import Partition
@@ -45,15 +46,23 @@ class Worker:
         self.stats = WorkerStats()
         self.health = Health(settings.partitions)
         self.metrics = WorkerMetrics(self.stats, lambda: self.open_messages)
-        self.held: dict[int, dict[bytes, MessageHandler]] = {}  # each partition's open messages
+        self.held: dict[int, Held] = {}  # what each partition holds
+        # Delivery counts of what a partition held when a fault dropped it, by (partition, entry id):
+        # re-reading its own pending entries raises them in Redis; the first renewal sets them back.
+        self.remembered_deliveries: dict[tuple[int, bytes], int] = {}
         self._reserved = 0
         self._capacity_freed = asyncio.Event()
         self._stopping = asyncio.Event()
 
     @property
     def open_messages(self) -> int:
-        """Messages this worker holds now."""
-        return sum(len(handlers) for handlers in self.held.values())
+        """Messages this worker holds open now."""
+        return sum(len(held.open) for held in self.held.values())
+
+    @property
+    def waiting_messages(self) -> int:
+        """Claimed messages whose first event has not appeared yet."""
+        return sum(len(held.waiting) for held in self.held.values())
 
     @property
     def stopping(self) -> bool:
@@ -71,8 +80,12 @@ class Worker:
         self._capacity_freed.set()
 
     async def run(self, *, until_idle: bool = False) -> WorkerStats:
-        """Serve until `stop()`, or with `until_idle` until no work is open or waiting."""
-        await self._ensure_groups()
+        """Serve until `stop()`, or with `until_idle` until no work is open or waiting.
+
+        Redis unreachable at start (a container up before its Redis) is retried with back-off for as
+        long as it takes, a line logged per attempt; a refused password or ACL raises at once.
+        """
+        await retry_transient(self._ensure_groups, what="start", deadline_s=None, on_retry=_log_unavailable)
         settings = self.settings
         log.info(
             "started", redis=redact_url(settings.redis_url), consumer=settings.consumer,
@@ -113,6 +126,8 @@ class Worker:
                 await partition.serve(until_idle)
                 return
             except (RedisError, OSError) as exc:
+                if partition is not None and partition.healthy:
+                    delays = Backoff().delays()  # it served since the last fault: start the back-off over
                 if "NOGROUP" in str(exc):
                     # D(k) or the group was deleted (a flush, an operator): recreate it and go on.
                     log.warning("group-recreated", partition=k, error=str(exc))
@@ -120,6 +135,10 @@ class Worker:
                 elif slot_moved(exc) and isinstance(self.redis, NodeRoutedCluster):
                     log.warning("slots-moved", partition=k, error=str(exc))
                     await self.redis.refresh()  # the next link_for() finds the new owner
+                elif "WRONGTYPE" in str(exc):  # D(k) itself is not a stream: nothing to serve until fixed
+                    log.error(
+                        "dispatch-unusable", partition=k, dispatch=self.keyspace.dispatch(k), error=str(exc)
+                    )
                 elif not is_transient(exc):
                     raise
                 self.health.redis_lost(k)
@@ -130,8 +149,7 @@ class Worker:
                     partition.drop()
             if self.stopping:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay_s)
+            await self.sleep_unless_stopped(delay_s)
 
     async def link_for(self, k: int) -> NodeLink:
         """The node link of partition `k`: the client itself on a single Redis, else its slot's master."""
@@ -142,12 +160,14 @@ class Worker:
                 wire, node, self.redis, self.keyspace,
                 group=settings.group, consumer=settings.consumer, retention_s=settings.retention_s,
                 live_publish=live_publish_command(self.redis),
+                dead_letters_in_script=not isinstance(self.redis, NodeRoutedCluster),
             )  # fmt: skip
             leases = Leases(
                 node, group=settings.group, consumer=settings.consumer,
                 takeover_after_ms=settings.takeover_after_ms,
             )  # fmt: skip
             await leases.load_script()
+            await publisher.load_script()
             link = self._links[id(node)] = NodeLink(node, wire, publisher, leases)
         return link
 
@@ -163,6 +183,10 @@ class Worker:
         self._reserved += want
         return want
 
+    def room(self) -> bool:
+        """Whether one more message may open now."""
+        return self.open_messages + self._reserved < self.settings.max_open_messages
+
     def settle_capacity(self, reserved: int) -> None:
         """End a reservation: what it opened is counted in `held` by now."""
         self._reserved -= reserved
@@ -177,6 +201,22 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._capacity_freed.wait(), self.settings.block_ms / 1000)
 
+    async def sleep_unless_stopped(self, seconds: float) -> None:
+        """Sleep up to `seconds`, waking at once when `stop()` is called."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), max(0.0, seconds))
+
+    # -- what a fault dropped --------------------------------------------------
+
+    def remember_deliveries(self, k: int, leases: list[tuple[bytes, int]]) -> None:
+        """Keep the delivery counts of what partition `k` held when a fault dropped it."""
+        self.remembered_deliveries.update({(k, entry_id): deliveries for entry_id, deliveries in leases})
+
+    def forget_remembered(self, k: int) -> None:
+        """Partition `k` has re-read all its own pending entries: what was not among them is gone."""
+        for key in [key for key in self.remembered_deliveries if key[0] == k]:
+            del self.remembered_deliveries[key]
+
     # -- bounded growth ------------------------------------------------------
 
     async def trim_dispatch(self, dispatch: str) -> None:
@@ -186,13 +226,11 @@ class Worker:
         for group in groups:
             summary = await self.redis.xpending(dispatch, group["name"])
             oldest = summary["min"] if summary["pending"] else group["last-delivered-id"]
-            floors.append(_parse_id(oldest))
+            floors.append(parse_entry_id(oldest))
         if floors:
             ms, seq = min(floors)
             await self.redis.xtrim(dispatch, minid=f"{ms}-{seq}", approximate=True)
 
 
-def _parse_id(entry_id: bytes | str) -> tuple[int, int]:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
+def _log_unavailable(exc: BaseException, delay_s: float) -> None:
+    log.warning("redis-unavailable", error=str(exc), retry_in_s=round(delay_s, 3))

@@ -33,8 +33,8 @@ from streams.reader import read_frames, read_outcome
 from tests.conftest import RedisServer, conformance_cases, start_redis_server, stop_redis_server
 from tests.helpers import assert_frames_match, collect_pubsub, wait_for
 from tests.integration.processes import Workers, lcstream_env, run_lcstream
+from worker.commit_script import COMMIT_LUA
 from worker.deadletters import list_dead_letters
-from worker.publisher import APPEND_LUA
 from worker.runner import Worker
 
 SECURITY_DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
@@ -389,12 +389,12 @@ async def test_a_user_of_another_prefix_reads_nothing(acl_server: AclServer, adm
     await refused(other_worker.xrevrange(k["out"]))
     await refused(other_worker.xread({k["events"]: "0-0"}))
     await refused(other_worker.xreadgroup("workers", "spy", {k["dispatch"]: ">"}))
-    sha = await other_worker.script_load(APPEND_LUA)
+    sha = await other_worker.script_load(COMMIT_LUA)
     one_message: tuple[str, ...] = (
-        "spy", "workers", k["notices"], "60", "PUBLISH",
-        "0-1", k["live"], "1", "1", "0", '{"kind":"text","data":"x"}',
+        "spy", "workers", k["notices"], "60", "PUBLISH", "1700000000000", "1", "100",
+        "0-1", k["live"], "1", "1", "0", "", '{"kind":"text","data":"x"}',
     )  # fmt: skip
-    keys = (k["dispatch"], k["out"], k["result"], k["events"])
+    keys = (k["dispatch"], k["dead"], k["out"], k["result"], k["events"])
     await refused(other_worker.evalsha(sha, len(keys), *keys, *one_message))
     await refused(other_worker.set(k["result"], b"forged"))
     await refused(other_worker.xadd(k["dead"], {"m": "forged"}))

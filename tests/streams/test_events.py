@@ -71,7 +71,7 @@ def test_encode_without_time_has_no_t_field() -> None:
     assert decode_time_ms(fields) is None
 
 
-@pytest.mark.parametrize("value", [b"", b"soon", b"1.5", b"\xff"])
+@pytest.mark.parametrize("value", [b"", b"soon", b"1.5", b"\xff", b"0", b"-5", b"9" * 30])
 def test_unreadable_time_is_none(value: bytes) -> None:
     assert decode_time_ms({EVENT_FIELD: b"{}", TIME_FIELD: value}) is None
 

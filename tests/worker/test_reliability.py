@@ -22,8 +22,6 @@ from tests.helpers import (
     wait_for,
     wait_until_open,
 )
-from worker.handler import MessageHandler
-from worker.publisher import Batch, Verdict
 from worker.runner import Worker
 from worker.takeover import RELEASED_IDLE_MS
 
@@ -48,7 +46,7 @@ POISON: dict[str, tuple[list[tuple[str, bytes]], str]] = {
             ("0-2", b'{"event":"message-finish"}'),
             ("0-3", b'{"event":"message-finish"}'),
         ],
-        "completed",  # the message completes at 0-2; the event after it is never dispatched
+        "after_terminal",  # rejected, never dropped: the end it follows is not taken
     ),
     "duplicate_start": (
         [("0-1", b'{"event":"message-start","id":"p"}'), ("0-2", b'{"event":"message-start","id":"p"}')],
@@ -91,15 +89,11 @@ async def test_each_bad_input_fails_its_message_and_the_next_one_completes(
     outcome = await read_outcome(real_redis, keys.message_id)
     assert outcome is not None
     dead = [d for d in await real_redis.xrange("lcstream:dead") if d[1][b"m"] == keys.message_id.encode()]
-    if reason == "completed":
-        assert outcome.status == "completed"
-        assert dead == []
-    else:
-        assert outcome.error is not None
-        assert (outcome.status, outcome.error["code"]) == ("failed", reason)
-        assert len(dead) == 1 and dead[0][1][b"reason"] == reason.encode()
-        frames = await read_frames(real_redis, keys.message_id)
-        assert frames[-1].kind is FrameKind.ERROR and frames[-1].data["code"] == reason
+    assert outcome.error is not None
+    assert (outcome.status, outcome.error["code"]) == ("failed", reason)
+    assert len(dead) == 1 and dead[0][1][b"reason"] == reason.encode()
+    frames = await read_frames(real_redis, keys.message_id)
+    assert frames[-1].kind is FrameKind.ERROR and frames[-1].data["code"] == reason
     after = await read_outcome(real_redis, f"after-{case}")
     assert after is not None and after.message == PLAIN["expected"]["output"]
     assert (await real_redis.xpending(DISPATCH, "workers"))["pending"] == 0
@@ -160,28 +154,6 @@ async def test_message_delivered_too_often_is_dead_lettered_without_replay(real_
     assert dead[0][1][b"reason"] == b"max_deliveries" and dead[0][1][b"deliveries"] == b"7"
     assert worker.stats.taken_over == 1
     assert (await real_redis.xpending(DISPATCH, "workers"))["pending"] == 0
-
-
-async def test_a_worker_that_lost_its_claim_writes_nothing(real_redis: Redis) -> None:
-    worker = Worker(real_redis, settings_for())
-    await real_redis.xgroup_create(DISPATCH, "workers", id="0", mkstream=True)
-    await publish_events(real_redis, PLAIN["events"], message_id="stolen")
-    await real_redis.xreadgroup("workers", "test-worker", {DISPATCH: ">"})
-    entry_id = (await real_redis.xrange(DISPATCH))[0][0]
-    await real_redis.xclaim(DISPATCH, "workers", "thief", 0, [entry_id])  # a peer took it over
-
-    handler = MessageHandler(
-        Keyspace().message("stolen"), entry_id, namespace=None, node=None,
-        limits=worker.limits, max_events=1000,
-    )  # fmt: skip
-    entries = await real_redis.xrange(handler.keys.events)
-    frames = handler.accept(entries)
-    assert handler.outcome is not None
-    verdicts = await (await worker.link_for(0)).publisher.publish(Batch(frames=[(handler, frames)]))
-    assert verdicts == {"stolen": Verdict.LOST}
-    assert await real_redis.exists(handler.keys.out, handler.keys.result) == 0
-    pending = await real_redis.xpending_range(DISPATCH, "workers", min="-", max="+", count=10)
-    assert [(p["consumer"], p["message_id"]) for p in pending] == [(b"thief", entry_id)]
 
 
 async def test_renewal_reports_a_lost_lease_and_the_worker_drops_the_message(real_redis: Redis) -> None:

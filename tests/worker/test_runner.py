@@ -132,7 +132,7 @@ async def test_dispatch_entry_with_bad_message_id_is_dead_lettered_and_acked(any
     await any_redis.xadd("lcstream:{0}:dispatch", {"other": "field"})
     await run_burst(any_redis)
     dead = await any_redis.xrange("lcstream:dead")
-    assert [d[1][b"reason"] for d in dead] == [b"invalid_message_id", b"invalid_message_id"]
+    assert [d[1][b"reason"] for d in dead] == [b"invalid_message_id", b"missing_message_id"]
     assert (await any_redis.xpending("lcstream:{0}:dispatch", "workers"))["pending"] == 0
 
 
