@@ -86,7 +86,11 @@ class _Pump:
                     except EventDecodeError as exc:
                         stream.fail(exc.located(self._keys.events, entry_id.decode()))
                         return False
-                    stream.dispatch(event)
+                    try:
+                        stream.dispatch(event)
+                    except Exception as exc:  # as the in-process driver does: fail after what came before
+                        stream.fail(exc)
+                        return False
                     self._dispatched += 1
                     if stream.done:
                         return False

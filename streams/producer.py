@@ -19,7 +19,7 @@ from redis.typing import EncodableT, FieldT
 from streams.backoff import retry_transient
 from streams.cluster import RedisClient, node_for, refresh_slots, slot_moved
 from streams.errors import LcstreamError, SlotMovedError
-from streams.events import EVENT_FIELD, TIME_FIELD, Event, now_ms
+from streams.events import EVENT_FIELD, TERMINAL_EVENTS, TIME_FIELD, Event, now_ms
 from streams.keys import Keyspace, validate_message_id
 
 # KEYS: E(M), D(k). ARGV: first event JSON, its time ms, then dispatch fields.
@@ -35,6 +35,10 @@ _DUPLICATE_ID = "equal or smaller than the target stream top item"
 
 class ProducerClosedError(LcstreamError):
     """`send()` after `aclose()`."""
+
+
+class MessageEndedError(LcstreamError, ValueError):
+    """An event after the message's `message-finish` or `error`: workers would reject it."""
 
 
 class MessageExpiredError(LcstreamError):
@@ -78,17 +82,32 @@ class StreamProducer:
         self._flusher: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
         self._closed = False
+        self._ended = False
 
     @property
     def written(self) -> int:
         """Events acknowledged by Redis so far."""
         return self._written
 
+    @property
+    def ended(self) -> bool:
+        """Whether a `message-finish` or `error` event was sent."""
+        return self._ended
+
     async def send(self, event: Mapping[str, Any]) -> None:
-        """Queue one event; it is written with the next batch."""
+        """Queue one event; it is written with the next batch.
+
+        Raises:
+            MessageEndedError: the message already ended; nothing after its end is written.
+        """
         if self._closed:
             raise ProducerClosedError(f"producer of {self.message_id} is closed")
+        if self._ended:
+            raise MessageEndedError(
+                f"message {self.message_id} already ended: {event.get('event')} after its end"
+            )
         self._raise_error()
+        self._ended = event.get("event") in TERMINAL_EVENTS
         self._pending.append((orjson.dumps(event), str(now_ms()).encode()))
         self._idle.clear()
         self._wakeup.set()

@@ -58,5 +58,7 @@ async def tee_stream(
 
 
 async def _end_with_error(producer: StreamProducer, message: str, code: str) -> None:
+    if producer.ended:  # it ended before the failure: nothing may follow its end
+        return
     with contextlib.suppress(Exception):
         await asyncio.shield(producer.send({"event": "error", "message": message, "code": code}))

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from redis.exceptions import AuthenticationError, NoPermissionError
 from rich.console import Console
 
 from config import Settings, redact_url
@@ -23,6 +24,7 @@ from worker import runtime
 from worker.cli_support import (
     EXIT_ABSENT,
     EXIT_FAILED,
+    EXIT_UNAVAILABLE,
     EXIT_USAGE,
     ConfigOption,
     RedisUrlOption,
@@ -64,12 +66,28 @@ def worker(
         if settings.redis_url.partition("://")[0] in CLUSTER_SCHEMES:
             err.print("[red]--with-jobs needs a single Redis:[/red] arq's keys are not slotted for a cluster")
             raise typer.Exit(EXIT_USAGE)
-
-        runtime.tune_gc()
-        runtime.run(run_with_jobs(settings, burst=burst))
-        return
+        main = run_with_jobs(settings, burst=burst)
+    else:
+        main = _run_worker(settings, burst)
     runtime.tune_gc()
-    runtime.run(_run_worker(settings, burst))
+    try:
+        runtime.run(main)
+    except Exception as exc:
+        # An unreachable Redis is retried for as long as it takes; a refusal can't be, so it ends the
+        # worker with one line instead of a traceback per task.
+        if (refusal := _refusal(exc)) is None:
+            raise
+        err.print(f"[red]Redis at {redact_url(settings.redis_url)} refused the worker:[/red] {refusal}")
+        raise typer.Exit(EXIT_UNAVAILABLE) from None
+
+
+def _refusal(exc: BaseException) -> BaseException | None:
+    """The wrong password or missing ACL permission in `exc` (or in the exception group it is), if any."""
+    if isinstance(exc, AuthenticationError | NoPermissionError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        return next((found for inner in exc.exceptions if (found := _refusal(inner)) is not None), None)
+    return None
 
 
 async def _run_worker(settings: Settings, burst: bool) -> None:

@@ -20,7 +20,7 @@ from streams.connection import connect_with
 from streams.errors import RedisUnavailableError
 from streams.keys import Keyspace
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line, whatever the width
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file (env LCSTREAM_* wins over it).")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from langchain_core.language_models.chat_model_stream import AsyncChatModelStream
 from langchain_core.messages import message_to_dict
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from config import load_settings
@@ -19,7 +21,7 @@ from streams.result import result
 from streams.snapshot import read_snapshot
 from streams.subscribe import subscribe
 from tests.conftest import conformance_cases
-from tests.helpers import wait_for
+from tests.helpers import wait_for, write_events
 from worker.runner import Worker
 
 CASES = conformance_cases()
@@ -41,7 +43,7 @@ async def consume(stream: AttachedStream) -> dict[str, Any]:
             drain("tool_call_chunks", stream.tool_calls),
         )
         got["output"] = message_to_dict(await stream.output)
-    except (RuntimeError, LcstreamError) as exc:
+    except (RuntimeError, LcstreamError, ValidationError) as exc:
         got["error"] = str(exc)
     return got
 
@@ -97,6 +99,27 @@ async def test_attach_sees_a_failure_written_by_the_worker(real_redis: Redis) ->
         worker.stop()
         await task
     assert "idle_timeout" in got["error"]
+
+
+async def test_attach_fails_with_a_dispatch_error_after_what_came_before_as_in_process(
+    any_redis: Redis,
+) -> None:
+    """langchain-core's own cache-hit replay ends with usage its `AIMessage` refuses: `dispatch()`
+    raises. The in-process driver then fails the stream with that error; so must an attached one."""
+    events = [*BY_NAME["plain_text"]["events"][:-1], {"event": "message-finish", "usage": {"total_cost": 0}}]
+    await write_events(any_redis, "refused-finish", events)
+    in_process = AsyncChatModelStream(message_id="refused-finish")
+    for event in events:
+        try:
+            in_process.dispatch(event)
+        except ValidationError as exc:  # what `astream_events(version="v3")`'s driver does
+            in_process.fail(exc)
+    expected = await consume(cast(AttachedStream, in_process))
+
+    got = await asyncio.wait_for(consume(attach(any_redis, "refused-finish", block_ms=50)), timeout=10)
+    assert got == expected
+    assert len(got["text_deltas"]) == len(BY_NAME["plain_text"]["expected"]["text_deltas"])
+    assert "validation error" in got["error"] and "output" not in got
 
 
 async def test_attach_gives_up_on_a_message_that_never_appears(any_redis: Redis) -> None:

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from streams.errors import InvalidMessageIdError
 from streams.events import Event, now_ms
 from streams.keys import Keyspace, partition_of
-from streams.producer import ProducerClosedError, StreamProducer, publish_events
+from streams.producer import MessageEndedError, ProducerClosedError, StreamProducer, publish_events
 
 MESSAGE_ID = "lc_run--42"
 KEYS = Keyspace().message(MESSAGE_ID)
@@ -186,6 +186,21 @@ async def test_send_after_aclose_raises(any_redis: Redis) -> None:
     with pytest.raises(ProducerClosedError, match=MESSAGE_ID):
         await producer.send({"event": "message-finish"})
     assert await any_redis.xlen(KEYS.events) == 1
+
+
+@pytest.mark.parametrize("end", [{"event": "message-finish"}, {"event": "error", "message": "boom"}])
+async def test_nothing_is_sent_after_the_end(any_redis: Redis, end: Event) -> None:
+    events = [*text_message()[:2], end]
+    async with StreamProducer(any_redis, MESSAGE_ID) as producer:
+        for event in events:
+            await producer.send(event)
+        assert producer.ended
+        with pytest.raises(MessageEndedError, match="after its end"):
+            await producer.send({"event": "message-finish"})
+    assert await any_redis.xlen(KEYS.events) == len(events)
+    with pytest.raises(MessageEndedError):
+        await publish_events(any_redis, [*events, text_message()[-1]], message_id="two-ends")
+    assert await any_redis.xlen(Keyspace().message("two-ends").events) == len(events)  # up to its end
 
 
 async def test_flush_waits_until_the_events_are_in_redis(any_redis: Redis) -> None:
