@@ -23,21 +23,18 @@ the events and frames already in `O(M)` are refused, nothing is lost or doubled.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from typing import TYPE_CHECKING
 
 import structlog
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
-from streams.backoff import Backoff
 from streams.groups import group_backlog
-from worker.batch import Batch, MessageWrite, Verdict, WriteVerdict
 from worker.handler import MessageHandler
 from worker.held import Held
 from worker.intake import Intake
 from worker.wire import field_map
+from worker.writer import Writer
 
 if TYPE_CHECKING:
     from worker.link import NodeLink
@@ -57,7 +54,6 @@ class Partition:
         self._k = k
         self._redis = link.redis
         self._wire = link.wire
-        self._publisher = link.publisher
         self._leases = link.leases
         self._dispatch = worker.keyspace.dispatch(k)
         self._dispatch_key = self._dispatch.encode()
@@ -68,9 +64,7 @@ class Partition:
         self._claim_due = True  # D(k) may hold entries not tried yet (else only a wake-up says so)
         self._more_waiting = False  # the last claim filled its room: claim again before blocking
         self._room = 0  # capacity reserved for this round's claim
-        self._writing: asyncio.Task[tuple[Batch, list[WriteVerdict]]] | None = None
-        self._refusals = Backoff().delays()
-        self._retry_at: float | None = None  # a refused write waits for its back-off
+        self._writer = Writer(worker, k, link.publisher, self.held)
         self._grace_ends_at: float | None = None
         self._until_idle = False
         self._upkeep_at = 0.0
@@ -95,19 +89,16 @@ class Partition:
             while await self.round():
                 pass
         finally:
-            if self._writing is not None:  # a fault ended the rounds: the write's outcome is moot
-                self._writing.cancel()
-                with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                    await self._writing
+            await self._writer.cancel()
 
     async def round(self) -> bool:
         """One round; False once the partition is done (stopped and drained, or idle in burst mode)."""
         worker = self._worker
         if worker.stopping and self._drained():
-            await self._settle_write()
+            await self._writer.settle()
             await self._release_held()
             return False
-        if self._retry_at is not None:
+        if self._writer.retry_at is not None:
             await self._wait_to_retry()
         else:
             if worker.stopping:
@@ -119,8 +110,8 @@ class Partition:
             if self._until_idle and await self._idle():
                 return False
             await self._read()
-        await self._settle_write()
-        self._start_write()
+        await self._writer.settle()
+        self._writer.start()
         self.healthy = True
         return True
 
@@ -151,7 +142,7 @@ class Partition:
         """Burst mode: nothing held, nothing to claim, nothing abandoned to take over."""
         if self.held or self._more_waiting or not self._room:
             return False
-        await self._settle_write()
+        await self._writer.settle()
         if self.held or self.held.dirty:
             return False
         return not await self._take_over()
@@ -174,8 +165,8 @@ class Partition:
             streams[self._dispatch_key] = self._wake_id
         # More to claim, to write, or events known to wait: read without blocking, beside the write.
         busy = self._more_waiting or bool(held.dirty) or any(handler.behind for handler in readable)
-        if not busy and self._writing is not None:
-            await self._settle_write()  # what the write ends changes what to read (and whether idle)
+        if not busy and self._writer.in_flight:
+            await self._writer.settle()  # what the write ends changes what to read (and whether idle)
             return
         if not streams:
             if not busy:
@@ -225,99 +216,13 @@ class Partition:
         until_upkeep_ms = int((self._upkeep_at - time.monotonic()) * 1000)
         return max(1, min(self._settings.block_ms, until_upkeep_ms))
 
-    # -- writing --------------------------------------------------------------
-
-    def _start_write(self) -> None:
-        if self._retry_at is not None and time.monotonic() < self._retry_at:
-            return  # a refused write waits for its back-off
-        held = self.held
-        writes = tuple(write for handler in held.dirty if (write := handler.take_write()) is not None)
-        held.dirty.clear()
-        if not writes and not held.started:
-            return
-        produced = [write.handler.last_event_at for write in writes if write.frames]
-        batch = Batch(writes, tuple(held.started), min(produced) if produced else None)
-        held.started.clear()
-        self._writing = asyncio.create_task(self._write(batch), name=f"write-{self._k}")
-
-    async def _write(self, batch: Batch) -> tuple[Batch, list[WriteVerdict]]:
-        metrics = self._worker.metrics
-        started_at = time.monotonic()
-        verdicts = await self._publisher.publish(batch)
-        written_at = time.monotonic()
-        metrics.write_seconds.observe(written_at - started_at)
-        if batch.produced_at is not None:  # one sample per write: what a reader waited longest
-            metrics.delay_seconds.observe(max(0.0, written_at - batch.produced_at))
-        return batch, verdicts
-
-    async def _settle_write(self) -> None:
-        """Wait for the write in flight (its faults surface here) and apply its verdicts."""
-        if self._writing is None:
-            return
-        writing, self._writing = self._writing, None
-        batch, verdicts = await writing
-        refused = ""
-        for write, verdict in zip(batch.writes, verdicts, strict=True):
-            refused = self._apply(write, verdict) or refused
-        if refused:
-            delay_s = next(self._refusals)
-            if self._retry_at is None:
-                log.warning("write-refused", partition=self._k, error=refused, retry_in_s=round(delay_s, 3))
-            self._retry_at = time.monotonic() + delay_s
-        elif self._retry_at is not None:
-            log.info("write-resumed", partition=self._k)
-            self._retry_at, self._refusals = None, Backoff().delays()
-
-    def _apply(self, write: MessageWrite, verdict: WriteVerdict) -> str:
-        """Apply one message's verdict; return Redis's error when the write was refused."""
-        handler, held, worker = write.handler, self.held, self._worker
-        if not held.holds(handler):
-            return ""  # let go meanwhile: an upkeep found the lease lost
-        if verdict.verdict is Verdict.REFUSED:
-            handler.requeue(write)
-            held.mark(handler)
-            return verdict.detail
-        if verdict.verdict in (Verdict.WRONG_TYPE, Verdict.AFTER_TERMINAL):
-            wrong_type = verdict.verdict is Verdict.WRONG_TYPE
-            reason = "wrong_type" if wrong_type else "after_terminal"
-            handler.end_instead(write, reason, verdict.detail, wrong_type=wrong_type)
-            held.mark(handler)
-            return ""
-        fields = {"message_id": handler.message_id, "entry_id": handler.delivery_id.decode()}
-        if verdict.verdict is Verdict.LOST:
-            held.forget(handler)
-            worker.stats.lost_claims += 1
-            log.warning("claim-lost", **fields)
-            return ""
-        if verdict.verdict is Verdict.WRITTEN:
-            worker.stats.frames += len(write.frames)
-        if (ending := write.ending) is None:
-            return ""
-        held.forget(handler)
-        if verdict.verdict is Verdict.ALREADY_COMMITTED:
-            log.info("already-committed", **fields)
-            return ""
-        outcome, metrics = ending.outcome, worker.metrics
-        reason = "completed" if outcome.error is None else outcome.error["code"]
-        metrics.outcomes.labels(outcome.status, reason).inc()
-        if outcome.error is None:
-            worker.stats.completed += 1
-            log.info("completed", events=handler.event_count, **fields)
-            return ""
-        worker.stats.failed += 1
-        if ending.dead is not None:
-            metrics.dead_letters.inc()
-        verb = "dead-lettered" if ending.dead else "failed"
-        log.warning(verb, code=outcome.error["code"], error=outcome.error["message"], **fields)
-        return ""
-
     async def _wait_to_retry(self) -> None:
         """A refused write waits for its back-off (leases kept meanwhile), then is written again."""
         if time.monotonic() >= self._upkeep_at:
             await self._upkeep()
-        await self._settle_write()
-        if self._retry_at is not None:
-            await self._worker.sleep_unless_stopped(min(self._retry_at, self._upkeep_at) - time.monotonic())
+        await self._writer.settle()
+        if (retry_at := self._writer.retry_at) is not None:
+            await self._worker.sleep_unless_stopped(min(retry_at, self._upkeep_at) - time.monotonic())
 
     # -- upkeep ---------------------------------------------------------------
 
