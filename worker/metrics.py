@@ -23,9 +23,12 @@ DELAY_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 class _StatsCollector(Collector):
     """`WorkerStats` and the open-message count, read at scrape time."""
 
-    def __init__(self, stats: WorkerStats, open_messages: Callable[[], int]) -> None:
+    def __init__(
+        self, stats: WorkerStats, open_messages: Callable[[], int], waiting_messages: Callable[[], int]
+    ) -> None:
         self._stats = stats
         self._open_messages = open_messages
+        self._waiting_messages = waiting_messages
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         stats = self._stats
@@ -38,6 +41,11 @@ class _StatsCollector(Collector):
             yield CounterMetricFamily(f"lcstream_worker_{name}", help_text, value=value)
         yield GaugeMetricFamily(
             "lcstream_worker_open_messages", "Messages this worker holds open.", value=self._open_messages()
+        )
+        yield GaugeMetricFamily(
+            "lcstream_worker_waiting_messages",
+            "Claimed messages whose events stream does not exist yet (no open slot taken).",
+            value=self._waiting_messages(),
         )
 
 
@@ -69,9 +77,11 @@ class BacklogGauges:
 class WorkerMetrics:
     """Everything `/metrics` shows for one worker."""
 
-    def __init__(self, stats: WorkerStats, open_messages: Callable[[], int]) -> None:
+    def __init__(
+        self, stats: WorkerStats, open_messages: Callable[[], int], waiting_messages: Callable[[], int]
+    ) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_StatsCollector(stats, open_messages))
+        self.registry.register(_StatsCollector(stats, open_messages, waiting_messages))
         self.outcomes = Counter(
             "lcstream_worker_outcomes",
             "Messages ended by this worker, by status and reason (completed, or the failure code).",

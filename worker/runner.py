@@ -45,7 +45,7 @@ class Worker:
         self._links: dict[int, NodeLink] = {}  # by id() of the node's client
         self.stats = WorkerStats()
         self.health = Health(settings.partitions)
-        self.metrics = WorkerMetrics(self.stats, lambda: self.open_messages)
+        self.metrics = WorkerMetrics(self.stats, lambda: self.open_messages, lambda: self.waiting_messages)
         self.held: dict[int, Held] = {}  # what each partition holds
         # Delivery counts of what a partition held when a fault dropped it, by (partition, entry id):
         # re-reading its own pending entries raises them in Redis; the first renewal sets them back.

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models._compat_bridge import chunks_to_events
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from streams.events import now_ms
 from streams.keys import Keyspace
@@ -33,10 +34,13 @@ class Planned:
     """One message of a mix and what must become of it."""
 
     message_id: str
-    kind: str  # "valid", "poison" or "dead"
+    kind: str  # "valid", "poison" or "dead" (a producer that went silent, maybe before its first event)
     entries: list[Entry]
     events: list[dict[str, Any]]  # the valid events (all of them, for a valid message)
     reason: str | None = None  # the failure code a poison or dead message must end with
+    silent_since_ms: int = 0  # a dead producer's last sign of life: its last event, or its announcement
+    dispatch: dict[str, str] = field(default_factory=dict)  # dispatch entry fields besides `m`
+    squatted: bool = False  # E(M) is a string, not a stream
 
 
 def valid_events(message_id: str, rng: random.Random) -> list[dict[str, Any]]:
@@ -112,10 +116,20 @@ def poison(message_id: str, kind: str, rng: random.Random, time_ms: int) -> Plan
 
 
 def dead_producer(message_id: str, rng: random.Random, time_ms: int) -> Planned:
-    """A producer that died after 1-40 events, before `message-finish`."""
+    """A producer that died after 0-40 events, before `message-finish` (0: it announced first)."""
     events = valid_events(message_id, rng)[:-1]
-    events = events[: rng.randint(1, min(40, len(events)))]
-    return Planned(message_id, "dead", _entries(events, time_ms), events, reason="idle_timeout")
+    events = events[: rng.randint(0, min(40, len(events)))]
+    return Planned(message_id, "dead", _entries(events, time_ms), events, "idle_timeout", time_ms)
+
+
+def hostile(message_id: str, rng: random.Random, time_ms: int) -> Planned:
+    """A message failed for what surrounds its events: a squatted `E(M)`, or a bad `ns` or `node`."""
+    events = valid_events(message_id, rng)
+    entries = _entries(events, time_ms)
+    if rng.random() < 0.5:
+        return Planned(message_id, "poison", entries, events, "wrong_type", squatted=True)
+    bad = rng.choice([{"ns": "not json"}, {"ns": '["a", 1]'}, {"node": "n" * 300}])
+    return Planned(message_id, "poison", entries, events, "invalid_dispatch", dispatch=bad)
 
 
 def plan_mix(run: str, rng: random.Random, *, valid: int, poisoned: int, dead: int) -> list[Planned]:
@@ -129,6 +143,8 @@ def plan_mix(run: str, rng: random.Random, *, valid: int, poisoned: int, dead: i
         if kind == "valid":
             events = valid_events(message_id, rng)
             planned.append(Planned(message_id, "valid", _entries(events, time_ms), events))
+        elif kind == "poison" and rng.random() < 0.15:
+            planned.append(hostile(message_id, rng, time_ms))
         elif kind == "poison":
             planned.append(poison(message_id, rng.choice(POISON_KINDS), rng, time_ms))
         else:
@@ -141,9 +157,14 @@ async def write_mix(redis: Redis, planned: list[Planned], keyspace: Keyspace) ->
     pipe = redis.pipeline(transaction=False)
     for message in planned:
         keys = keyspace.message(message.message_id)
+        if message.squatted:
+            pipe.set(keys.events, "squatted")
+            continue
         for entry_id, fields in message.entries:
             pipe.xadd(keys.events, fields, id=entry_id)  # type: ignore[arg-type]
     for message in planned:
         keys = keyspace.message(message.message_id)
-        pipe.xadd(keys.dispatch, {"m": message.message_id})
+        announcement: dict[FieldT, EncodableT] = {"m": message.message_id}
+        announcement.update(message.dispatch)
+        pipe.xadd(keys.dispatch, announcement)
     await pipe.execute()

@@ -123,6 +123,7 @@ async def test_ghost_announcements_do_not_hold_slots_ahead_of_a_real_message(rea
         await completes(real_redis, worker, "behind-ghosts", within_s=5)
         assert worker.open_messages == 0
         assert worker.waiting_messages == 3_000
+        assert worker.metrics.registry.get_sample_value("lcstream_worker_waiting_messages") == 3_000
         # A ghost whose producer starts late (it announced first) is opened once its events appear.
         await write_events(real_redis, "ghost-7", PLAIN)
         await wait_for(lambda: all_outcomes(real_redis, ["ghost-7"]), timeout_s=5, what="a late producer")
