@@ -54,15 +54,6 @@ class MessageWrite:
     frames: tuple[Frame, ...]
     ending: Ending | None
 
-    @property
-    def first_seq(self) -> int:
-        """Seq of the first frame this write carries (the next seq when it carries none)."""
-        return self.frames[0].seq if self.frames else self.kept_seq_after
-
-    @property
-    def kept_seq_after(self) -> int:
-        return self.ending.kept_seq + 1 if self.ending is not None else 1
-
 
 @dataclass(frozen=True, slots=True)
 class Batch:
@@ -71,9 +62,6 @@ class Batch:
     writes: tuple[MessageWrite, ...]
     started: tuple[str, ...]
     produced_at: float | None  # monotonic producer time of the oldest newest-event among the writes
-
-    def __bool__(self) -> bool:
-        return bool(self.writes or self.started)
 
 
 class Verdict(IntEnum):

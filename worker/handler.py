@@ -160,6 +160,10 @@ class MessageHandler:
         self._wrong_type = wrong_type
         self._fail(reason, error)
 
+    def give_up_wrong_type(self, key: str, kind: str) -> None:
+        """End the message failed: `key`, one of its streams, holds a key of type `kind` instead."""
+        self.give_up("wrong_type", f"{key} holds a {kind}, not a stream", wrong_type=True)
+
     def _fail(self, reason: str, error: str) -> None:
         self._kept_seq = self._assembler.last_seq
         self._dead = DeadLetter(reason, error)

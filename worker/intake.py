@@ -125,7 +125,7 @@ class Intake:
         if duplicates:
             await self._redis.xack(self._dispatch, self._settings.group, *duplicates)
             log.info("duplicate-acked", partition=self._k, entries=len(duplicates))
-        kinds = await self._key_types([a.keys.events for _, a in found])
+        kinds = await self.key_types([a.keys.events for _, a in found])
         for (claim, announcement), kind in zip(found, kinds, strict=True):
             log.info(
                 "taken-over" if taken_over else "claimed", message_id=announcement.keys.message_id,
@@ -149,9 +149,7 @@ class Intake:
         if handler.outcome is None and claim.deliveries > self._settings.max_deliveries:
             await self._give_up_delivered_too_often(handler)
         elif handler.outcome is None and kind not in ("stream", "none"):
-            handler.give_up(
-                "wrong_type", f"{handler.keys.events} holds a {kind}, not a stream", wrong_type=True
-            )
+            handler.give_up_wrong_type(handler.keys.events, kind)
         self._held.add(handler)
 
     def handler(self, claim: Claimed, announcement: Announcement) -> MessageHandler:
@@ -173,7 +171,7 @@ class Intake:
         except ResponseError as exc:
             if "WRONGTYPE" not in str(exc):
                 raise
-            handler.give_up("wrong_type", f"{handler.keys.out} is not a stream", wrong_type=True)
+            handler.give_up_wrong_type(handler.keys.out, "value of another type")
             return
         handler.give_up("max_deliveries", error, after_seq=parse_entry_id(last[0][0])[1] if last else 0)
 
@@ -182,7 +180,7 @@ class Intake:
         if not self._held.waiting:
             return
         waiting = list(self._held.waiting.items())
-        kinds = await self._key_types([w.announcement.keys.events for _, w in waiting])
+        kinds = await self.key_types([w.announcement.keys.events for _, w in waiting])
         idle_timeout_s, now = self._settings.idle_timeout_s, time.monotonic()
         for (key, claim), kind in zip(waiting, kinds, strict=True):
             if kind == "none" and now - claim.announced_at <= idle_timeout_s:
@@ -195,12 +193,10 @@ class Intake:
                 error = f"no event within {idle_timeout_s:g} s of the announcement"
                 handler.give_up("idle_timeout", error)
             elif kind != "stream":
-                handler.give_up(
-                    "wrong_type", f"{handler.keys.events} holds a {kind}, not a stream", wrong_type=True
-                )
+                handler.give_up_wrong_type(handler.keys.events, kind)
             self._held.add(handler)
 
-    async def _key_types(self, keys: list[str]) -> list[str]:
+    async def key_types(self, keys: list[str]) -> list[str]:
         """`TYPE` of each key, in one round trip."""
         if not keys:
             return []

@@ -143,7 +143,7 @@ class Partition:
         if self.held or self._more_waiting or not self._room:
             return False
         await self._writer.settle()
-        if self.held or self.held.dirty:
+        if self.held:
             return False
         return not await self._take_over()
 
@@ -196,19 +196,14 @@ class Partition:
 
     async def _fail_wrong_typed(self, readable: list[MessageHandler], error: ResponseError) -> None:
         """An `XREAD` refused for a key of another type: fail the messages whose `E(M)` it is."""
-        pipe = self._redis.pipeline(transaction=False)
-        for handler in readable:
-            pipe.type(handler.keys.events)
-        kinds = [kind.decode() if isinstance(kind, bytes) else kind for kind in await pipe.execute()]
+        kinds = await self._intake.key_types([handler.keys.events for handler in readable])
         culprits = [
             (h, kind) for h, kind in zip(readable, kinds, strict=True) if kind not in ("stream", "none")
         ]
         if not culprits:
             raise error  # D(k) itself: a fault of the partition, not of a message
         for handler, kind in culprits:
-            handler.give_up(
-                "wrong_type", f"{handler.keys.events} holds a {kind}, not a stream", wrong_type=True
-            )
+            handler.give_up_wrong_type(handler.keys.events, kind)
             self.held.mark(handler)
 
     def _block_ms(self) -> int:
