@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format pytest faults redis-server chromium bench bench-cluster clean
+.PHONY: install demo test test-latest lint format pytest faults fixtures redis-server chromium bench bench-cluster clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "lcstream needs Python >= 3.11"'
@@ -37,6 +37,21 @@ format: install
 pytest: install redis-server chromium
 	$(BIN)/pytest
 
+## The suite against the newest langchain-core the package index offers (constraints.txt pins the other
+## tested one), in a virtualenv of its own: .venv-latest.
+test-latest: redis-server chromium
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/pip install -q --upgrade pip
+	grep -v '^langchain-core==' constraints.txt > .venv-latest/constraints.txt
+	.venv-latest/bin/pip install -q -c .venv-latest/constraints.txt -e '.[dev]'
+	.venv-latest/bin/pip install -q --upgrade langchain-core
+	.venv-latest/bin/python -c 'from importlib.metadata import version; print("langchain-core", version("langchain-core"))'
+	.venv-latest/bin/pytest
+
+## Regenerate the conformance fixtures (tests/fixtures/conformance) from the installed langchain-core.
+fixtures: install
+	$(BIN)/python -m tests.fixtures.conformance
+
 ## The fault-injection acceptance tests alone (kill -9, SIGSTOP, SIGTERM, Redis restarts); `make test` runs them too.
 faults: install redis-server
 	$(BIN)/pytest tests/faults
@@ -65,4 +80,4 @@ chromium:
 	    "(the dashboard test drives it headless)" >&2; exit 1; fi; }
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest .pytest_cache .mypy_cache .ruff_cache

@@ -13,12 +13,12 @@ import time
 
 from langchain_core.language_models.chat_model_stream import AsyncChatModelStream
 
-from streams.cluster import RedisClient
-from streams.errors import EventDecodeError, LcstreamError, MessageFailedError
-from streams.events import EventLimits, decode_event
-from streams.keys import Keyspace, MessageKeys
-from streams.ordering import EventOrder
-from streams.reader import read_outcome
+from lcstream.streams.cluster import RedisClient
+from lcstream.streams.errors import EventDecodeError, LcstreamError, MessageFailedError
+from lcstream.streams.events import EventLimits, decode_event
+from lcstream.streams.keys import Keyspace, MessageKeys
+from lcstream.streams.ordering import EventOrder
+from lcstream.streams.reader import read_outcome
 
 
 class MessageNotFoundError(LcstreamError):

@@ -18,7 +18,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streams.errors import RedisUnavailableError, SlotMovedError
+from lcstream.streams.errors import RedisUnavailableError, SlotMovedError
 
 T = TypeVar("T")
 

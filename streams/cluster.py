@@ -9,7 +9,7 @@ moved or a fail-over) makes the caller refresh the slot map and retry.
 
 Live frames use sharded pub/sub on a cluster (`SPUBLISH`/`SSUBSCRIBE`, served
 by the shard that owns `L(M)`'s slot, not broadcast to every node); on a
-single Redis they stay classic `PUBLISH`/`SUBSCRIBE`, as DESIGN.md specifies.
+single Redis they stay classic `PUBLISH`/`SUBSCRIBE`, as wire format v1 specifies (docs/protocol.md).
 """
 
 from __future__ import annotations

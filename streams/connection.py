@@ -8,8 +8,8 @@ from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
 
-from config import Settings, redact_url
-from streams.cluster import NodeRoutedCluster, RedisClient
+from lcstream.config import Settings, redact_url
+from lcstream.streams.cluster import NodeRoutedCluster, RedisClient
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 

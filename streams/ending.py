@@ -17,9 +17,9 @@ from enum import StrEnum
 import orjson
 from redis.asyncio import Redis
 
-from streams.events import EVENT_FIELD, TERMINAL_EVENTS, now_ms
-from streams.keys import Keyspace, MessageKeys
-from streams.reader import read_outcome
+from lcstream.streams.events import EVENT_FIELD, TERMINAL_EVENTS, now_ms
+from lcstream.streams.keys import Keyspace, MessageKeys
+from lcstream.streams.reader import read_outcome
 
 # KEYS: E(M), D(k). ARGV: 1 error event JSON, 2 its time ms, 3 "1" to announce M when it has no
 # events, 4.. the dispatch fields. Returns the state it found: absent, open (then ended it), completed

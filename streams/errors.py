@@ -20,7 +20,7 @@ class LcstreamError(Exception):
 
 
 class InvalidMessageIdError(LcstreamError, ValueError):
-    """A message id outside DESIGN.md's alphabet or length."""
+    """A message id outside the protocol's alphabet or length (docs/protocol.md)."""
 
     severity = Severity.POISON
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from streams.errors import EventDecodeError
+from lcstream.streams.errors import EventDecodeError
 
 EVENT_FIELD = b"e"
 TIME_FIELD = b"t"

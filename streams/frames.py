@@ -21,7 +21,8 @@ from langchain_core.language_models.chat_model_stream import (
 )
 from langchain_core.messages import message_to_dict
 
-from streams.events import Event
+from lcstream.streams.events import Event
+from lcstream.streams.langchain_internals import drop_replay_buffers, take_deltas
 
 
 class FrameKind(StrEnum):
@@ -97,9 +98,6 @@ class Outcome:
         return cls(status=parsed["status"], message=parsed.get("message"), error=parsed.get("error"))
 
 
-_NOTHING: list[Any] = []  # never appended to
-
-
 class _Cursor:
     """Takes what one projection yielded since the last look."""
 
@@ -110,16 +108,7 @@ class _Cursor:
         self._projection = projection
 
     def take(self) -> list[Any]:
-        # The projection's buffer is the one place that records every delta in
-        # the order it was yielded, so frames are identical to what `async for`
-        # over it would see. Taken deltas live on as frames: the buffer is
-        # emptied, or an open message would hold every token twice.
-        deltas = self._projection._deltas
-        if not deltas:
-            return _NOTHING
-        new = deltas[:]
-        deltas.clear()
-        return new
+        return take_deltas(self._projection)
 
 
 class MessageAssembler:
@@ -162,8 +151,7 @@ class MessageAssembler:
             raise RuntimeError(f"message {self.message_id} already ended")
         stream = self.stream
         stream.dispatch(event)
-        stream._events.clear()  # its replay buffers: nobody replays a worker's stream
-        stream._events_proj._deltas.clear()
+        drop_replay_buffers(stream)
         frames: list[Frame] = []
         kind = event["event"]
         if kind == "message-start":

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from streams.errors import LcstreamError
+from lcstream.streams.errors import LcstreamError
 
 _EXCEPTION = "__exception__"
 

@@ -18,12 +18,12 @@ from arq.constants import abort_jobs_ss
 from arq.jobs import Job, JobStatus
 from redis.asyncio import Redis
 
-from config.settings import check_model_path
-from streams.ending import MessageState, end_message, message_state, wait_until_ended
-from streams.errors import LcstreamError
-from streams.events import now_ms
-from streams.jobcodec import dumps_job, loads_job
-from streams.keys import Keyspace, validate_message_id
+from lcstream.config.settings import check_model_path
+from lcstream.streams.ending import MessageState, end_message, message_state, wait_until_ended
+from lcstream.streams.errors import LcstreamError
+from lcstream.streams.events import now_ms
+from lcstream.streams.jobcodec import dumps_job, loads_job
+from lcstream.streams.keys import Keyspace, validate_message_id
 
 GENERATE_JOB = "generate"
 REASSEMBLE_JOB = "reassemble"

@@ -10,13 +10,13 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from streams.errors import InvalidMessageIdError
+from lcstream.streams.errors import InvalidMessageIdError
 
 MESSAGE_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,256}")
 
 
 def validate_message_id(message_id: str) -> str:
-    """Return `message_id` if it fits DESIGN.md's alphabet, else raise `InvalidMessageIdError`."""
+    """Return `message_id` if it fits the protocol's alphabet, else raise `InvalidMessageIdError`."""
     if not isinstance(message_id, str) or not MESSAGE_ID_PATTERN.fullmatch(message_id):
         shown = repr(message_id)[:80]
         raise InvalidMessageIdError(f"invalid message id {shown}: use 1-256 characters from [A-Za-z0-9._:-]")

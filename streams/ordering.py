@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streams.errors import EventDecodeError
-from streams.events import TERMINAL_EVENTS, Event
+from lcstream.streams.errors import EventDecodeError
+from lcstream.streams.events import TERMINAL_EVENTS, Event
 
 # Kinds that only make sense inside a started message; unknown kinds are ignored.
 _NEEDS_START = frozenset(

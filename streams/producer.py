@@ -16,11 +16,11 @@ import orjson
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
-from streams.backoff import retry_transient
-from streams.cluster import RedisClient, node_for, refresh_slots, slot_moved
-from streams.errors import LcstreamError, SlotMovedError
-from streams.events import EVENT_FIELD, TERMINAL_EVENTS, TIME_FIELD, Event, now_ms
-from streams.keys import Keyspace, validate_message_id
+from lcstream.streams.backoff import retry_transient
+from lcstream.streams.cluster import RedisClient, node_for, refresh_slots, slot_moved
+from lcstream.streams.errors import LcstreamError, SlotMovedError
+from lcstream.streams.events import EVENT_FIELD, TERMINAL_EVENTS, TIME_FIELD, Event, now_ms
+from lcstream.streams.keys import Keyspace, validate_message_id
 
 # KEYS: E(M), D(k). ARGV: first event JSON, its time ms, then dispatch fields.
 _ANNOUNCE_LUA = """

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from streams.cluster import RedisClient
-from streams.events import Event, EventLimits, decode_event
-from streams.frames import Frame, Outcome
-from streams.keys import Keyspace
-from streams.ordering import parse_entry_id
+from lcstream.streams.cluster import RedisClient
+from lcstream.streams.events import Event, EventLimits, decode_event
+from lcstream.streams.frames import Frame, Outcome
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.ordering import parse_entry_id
 
 
 async def read_outcome(

@@ -6,11 +6,11 @@ import time
 
 from langchain_core.messages import AIMessage, messages_from_dict
 
-from streams.cluster import LiveSubscription, RedisClient
-from streams.errors import MessageFailedError
-from streams.frames import TERMINAL_KINDS, Frame, Outcome
-from streams.keys import Keyspace
-from streams.reader import read_outcome
+from lcstream.streams.cluster import LiveSubscription, RedisClient
+from lcstream.streams.errors import MessageFailedError
+from lcstream.streams.frames import TERMINAL_KINDS, Frame, Outcome
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.reader import read_outcome
 
 
 async def result(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.cluster import RedisClient
-from streams.frames import Frame, FrameKind
-from streams.keys import Keyspace
-from streams.reader import read_frames
+from lcstream.streams.cluster import RedisClient
+from lcstream.streams.frames import Frame, FrameKind
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.reader import read_frames
 
 
 @dataclass

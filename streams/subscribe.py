@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from streams.cluster import LiveSubscription, RedisClient
-from streams.frames import TERMINAL_KINDS, Frame
-from streams.keys import Keyspace
-from streams.reader import read_frames
+from lcstream.streams.cluster import LiveSubscription, RedisClient
+from lcstream.streams.frames import TERMINAL_KINDS, Frame
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.reader import read_frames
 
 
 async def subscribe(

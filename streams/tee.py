@@ -7,10 +7,10 @@ import contextlib
 
 from langchain_core.language_models.chat_model_stream import AsyncChatModelStream
 
-from streams.cluster import RedisClient
-from streams.events import Event
-from streams.keys import Keyspace
-from streams.producer import StreamProducer
+from lcstream.streams.cluster import RedisClient
+from lcstream.streams.events import Event
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.producer import StreamProducer
 
 
 async def tee_stream(

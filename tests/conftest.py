@@ -24,18 +24,13 @@ from tests.redis_process import RedisServer as RedisServer
 from tests.redis_process import free_port as free_port
 from tests.redis_process import stop_redis_server as stop_redis_server
 
-CONFORMANCE_DIR = Path(
-    os.environ.get("LCSTREAM_CONFORMANCE_DIR")
-    or Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "conformance"
-)
+CONFORMANCE_DIR = Path(__file__).resolve().parent / "fixtures" / "conformance"
 
 
 def conformance_cases() -> list[dict[str, Any]]:
-    """Every conformance fixture, parsed; fails loudly when the folder is missing."""
+    """Every conformance fixture, parsed (`make fixtures` writes them from langchain-core's own stream)."""
     files = sorted(CONFORMANCE_DIR.glob("*.json"))
-    assert files, (
-        f"no conformance fixtures in {CONFORMANCE_DIR}: clone next to shared/ or set LCSTREAM_CONFORMANCE_DIR"
-    )
+    assert files, f"no conformance fixtures in {CONFORMANCE_DIR}: run 'make fixtures'"
     return [json.loads(f.read_text()) for f in files]
 
 

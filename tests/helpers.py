@@ -15,12 +15,12 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.typing import EncodableT, FieldT
 
-from config import Settings, load_settings
-from streams.cluster import RedisClient
-from streams.frames import Frame, FrameKind
-from streams.keys import Keyspace
-from streams.reader import read_frames
-from worker.runner import Worker
+from lcstream.config import Settings, load_settings
+from lcstream.streams.cluster import RedisClient
+from lcstream.streams.frames import Frame, FrameKind
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.reader import read_frames
+from lcstream.worker.engine.runner import Worker
 
 DELTA_KINDS = {
     FrameKind.TEXT: "text_deltas",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.cluster import RedisClient, node_for
-from streams.errors import LcstreamError
-from streams.frames import Outcome
-from streams.keys import Keyspace
+from lcstream.streams.cluster import RedisClient, node_for
+from lcstream.streams.errors import LcstreamError
+from lcstream.streams.frames import Outcome
+from lcstream.streams.keys import Keyspace
 
 # KEYS: E(M), O(M), R(M), D(k). ARGV: M. Clears the failed run and announces M again.
 RETRY_LUA = """

@@ -18,9 +18,9 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
-from streams.connection import connect
-from streams.keys import Keyspace
-from streams.producer import publish_events
+from lcstream.streams.connection import connect
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.producer import publish_events
 from tests.benchmarks.measure import RedisCounters
 from tests.benchmarks.messages import backlog_message
 from tests.benchmarks.processes import Processes

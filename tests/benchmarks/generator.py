@@ -30,8 +30,8 @@ import hiredis
 import orjson
 from redis.asyncio import Redis
 
-from streams.events import now_ms
-from streams.keys import Keyspace
+from lcstream.streams.events import now_ms
+from lcstream.streams.keys import Keyspace
 from tests.benchmarks.jsonlog import log
 from tests.benchmarks.measure import percentile
 from tests.benchmarks.messages import finish_events, start_events, text_delta, usage

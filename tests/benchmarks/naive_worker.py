@@ -28,7 +28,7 @@ from langchain_core.messages import message_to_dict
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from streams.keys import Keyspace, MessageKeys
+from lcstream.streams.keys import Keyspace, MessageKeys
 from tests.benchmarks.jsonlog import log
 
 GROUP = "workers"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from streams.keys import Keyspace
+from lcstream.streams.keys import Keyspace
 from tests.benchmarks.measure import RedisCounters
 from tests.benchmarks.processes import LoggedProcess, ProcessError, Processes
 from tests.benchmarks.results import Latency, Result

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from streams.keys import Keyspace
+from lcstream.streams.keys import Keyspace
 from tests.benchmarks.gate import StartGate
 from tests.benchmarks.measure import RedisCounters
 from tests.benchmarks.messages import Event

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from streams.events import encode_event, now_ms
-from streams.keys import Keyspace
+from lcstream.streams.events import encode_event, now_ms
+from lcstream.streams.keys import Keyspace
 from tests import procfs
 from tests.benchmarks.measure import RedisCounters
 from tests.benchmarks.messages import Event, text_message_events

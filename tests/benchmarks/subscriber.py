@@ -20,7 +20,7 @@ from types import FrameType
 
 import orjson
 
-from streams.keys import Keyspace
+from lcstream.streams.keys import Keyspace
 from tests.benchmarks.jsonlog import log
 from tests.benchmarks.measure import percentile
 from tests.benchmarks.resp import RespConnection, pack

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from streams.reader import read_events, read_outcome
+from lcstream.streams.reader import read_events, read_outcome
 from tests.benchmarks.messages import Event
 from tests.helpers import in_process_oracle
 

@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 from langchain_core.messages import message_to_dict
 
-from streams.attach import attach
-from streams.cluster import LiveSubscription, NodeRoutedCluster
-from streams.connection import connect
-from streams.frames import Frame
-from streams.keys import Keyspace, partition_of
-from streams.producer import publish_events
-from streams.reader import read_frames
-from streams.subscribe import subscribe
+from lcstream.streams.attach import attach
+from lcstream.streams.cluster import LiveSubscription, NodeRoutedCluster
+from lcstream.streams.connection import connect
+from lcstream.streams.frames import Frame
+from lcstream.streams.keys import Keyspace, partition_of
+from lcstream.streams.producer import publish_events
+from lcstream.streams.reader import read_frames
+from lcstream.streams.subscribe import subscribe
 from tests.conftest import conformance_cases
 from tests.faults.support import (
     assert_all_match_oracle,

@@ -10,7 +10,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from config.settings import load_settings, redact_url
+from lcstream.config.settings import load_settings, redact_url
 
 PASSWORD = "hunter2"  # noqa: S105 - a made-up secret to look for
 

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 import dockerfile
 import yaml
 
-from config.settings import Settings
+from lcstream.config.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -88,13 +88,14 @@ def test_dockerignore_keeps_the_build_context_to_what_the_build_copies() -> None
     patterns = dockerignore_patterns()
     kept = [
         "pyproject.toml", "constraints.txt", "README.md", "config/settings.py", "streams/keys.py",
-        "worker/cli.py", "worker/gateway/static/index.html", "streams/py.typed",
+        "worker/cli/app.py", "worker/gateway/static/index.html", "lcstream/__init__.py", "lcstream/py.typed",
+        "lcstream/worker",
     ]  # fmt: skip
     left_out = [
         ".venv/bin/python", ".git/HEAD", ".mypy_cache/3.11/x.json", ".pytest_cache/v", ".ruff_cache/x",
         ".hypothesis/examples/x", "artifacts/bench/latest.json", "tests/conftest.py", "docs/security.md",
-        "worker/__pycache__/cli.cpython-311.pyc", "streams/stray.pyc", "lcstream_worker.egg-info/PKG-INFO",
-        "deploy/k8s/users.acl",
+        "worker/cli/__pycache__/app.cpython-311.pyc", "streams/stray.pyc",
+        "lcstream_worker.egg-info/PKG-INFO", "deploy/k8s/users.acl",
     ]  # fmt: skip
     assert [p for p in kept if excluded(p, patterns)] == []
     assert [p for p in left_out if not excluded(p, patterns)] == []

@@ -8,7 +8,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from streams.keys import Keyspace
+from lcstream.streams.keys import Keyspace
+from lcstream.worker.cli.serve import GRACEFUL_SHUTDOWN_S
 from tests.deploy.files import (
     K8S,
     README,
@@ -27,7 +28,6 @@ from tests.deploy.files import (
     setting_names,
     yaml_documents,
 )
-from worker.serve_cli import GRACEFUL_SHUTDOWN_S
 
 # The oldest Kubernetes the manifests are for (PodDisruptionBudget's unhealthyPodEvictionPolicy is
 # on by default from 1.27) and the newest whose schemas kubernetes-validate bundles here.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from streams.keys import Keyspace
+from lcstream.streams.keys import Keyspace
 from tests.conftest import start_redis_server, stop_redis_server
 from tests.deploy.files import (
     REDIS_CONF,

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from config import load_settings
+from lcstream.config import load_settings
 from tests.deploy.files import (
     DEPLOY,
     DOCKERIGNORE,

@@ -20,13 +20,13 @@ from langchain_core.outputs import ChatGenerationChunk
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from streams.cluster import RedisClient
-from streams.keys import Keyspace
-from streams.producer import StreamProducer
-from streams.reader import read_outcome
+from lcstream.streams.cluster import RedisClient
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.producer import StreamProducer
+from lcstream.streams.reader import read_outcome
+from lcstream.worker.demo.models import reasoning_chunks, tool_call_chunks, usage_chunk
 from tests.conftest import RedisServer, WorkerProcess, start_redis_server
 from tests.helpers import assert_frames_match, in_process_oracle, wait_for
-from worker.fake_models import reasoning_chunks, tool_call_chunks, usage_chunk
 
 DISPATCH = "lcstream:{0}:dispatch"
 GROUP = "workers"

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from streams.producer import StreamProducer, publish_events
-from streams.reader import read_frames
+from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.streams.reader import read_frames
 from tests.conftest import WorkerProcess
 from tests.faults.support import (
     DISPATCH,

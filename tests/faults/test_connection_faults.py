@@ -11,9 +11,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from streams.connection import connect_single
-from streams.producer import StreamProducer
-from streams.reader import read_outcome
+from lcstream.streams.connection import connect_single
+from lcstream.streams.producer import StreamProducer
+from lcstream.streams.reader import read_outcome
 from tests.conftest import WorkerProcess, conformance_cases, start_redis_server, stop_redis_server
 from tests.helpers import all_outcomes, assert_frames_match, in_process_oracle, wait_for
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from streams.ending import MessageState, message_state
-from streams.jobqueue import enqueue_generation
-from streams.keys import Keyspace
-from streams.reader import read_events, read_frames, read_outcome
+from lcstream.streams.ending import MessageState, message_state
+from lcstream.streams.jobqueue import enqueue_generation
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.reader import read_events, read_frames, read_outcome
 from tests.conftest import RedisServer
 from tests.faults.support import SpawnWorker, wait_for_log, worker_base_env
 from tests.helpers import wait_for
@@ -35,7 +35,7 @@ JOB_TIMEOUT_S = 2
 
 @pytest.fixture
 def start_arq(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`arq worker.jobs.WorkerSettings` subprocesses the test starts; killed at the end."""
+    """`arq lcstream.worker.jobs.WorkerSettings` subprocesses the test starts; killed at the end."""
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for process in started:
@@ -47,7 +47,9 @@ def start_arq(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
 def arq_worker(started: list[subprocess.Popen[bytes]], env: dict[str, str], log: Path, *args: str) -> None:
     with log.open("wb") as stderr:
         started.append(
-            subprocess.Popen([ARQ, "worker.jobs.WorkerSettings", *args], env=env, cwd=ROOT, stderr=stderr)
+            subprocess.Popen(
+                [ARQ, "lcstream.worker.jobs.WorkerSettings", *args], env=env, cwd=ROOT, stderr=stderr
+            )
         )
 
 

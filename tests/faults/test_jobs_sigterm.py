@@ -13,10 +13,10 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from streams.ending import MessageState, message_state
-from streams.jobqueue import enqueue_generation
-from streams.keys import Keyspace
-from streams.reader import read_events, read_outcome
+from lcstream.streams.ending import MessageState, message_state
+from lcstream.streams.jobqueue import enqueue_generation
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.reader import read_events, read_outcome
 from tests.conftest import RedisServer, WorkerProcess
 from tests.faults.support import lines_of, logged_at, messages_logged, wait_for_log, worker_base_env
 from tests.helpers import wait_for

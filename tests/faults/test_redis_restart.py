@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from streams.connection import connect_single
+from lcstream.streams.connection import connect_single
 from tests.conftest import RedisServer, start_redis_server, stop_redis_server
 from tests.faults.support import (
     DEAD,

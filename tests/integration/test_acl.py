@@ -23,19 +23,17 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import NoPermissionError
 
-from config import load_settings
-from streams.connection import connect_single
-from streams.frames import Frame
-from streams.groups import group_backlog
-from streams.keys import Keyspace
-from streams.producer import StreamProducer, publish_events
-from streams.reader import read_frames, read_outcome
+from lcstream.streams.connection import connect_single
+from lcstream.streams.frames import Frame
+from lcstream.streams.groups import group_backlog, trim_dispatch
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.streams.reader import read_frames, read_outcome
+from lcstream.worker.deadletters import list_dead_letters
+from lcstream.worker.engine.commit_script import COMMIT_LUA
 from tests.conftest import RedisServer, conformance_cases, start_redis_server, stop_redis_server
 from tests.helpers import assert_frames_match, collect_pubsub, wait_for
 from tests.integration.processes import Workers, lcstream_env, run_lcstream
-from worker.commit_script import COMMIT_LUA
-from worker.deadletters import list_dead_letters
-from worker.runner import Worker
 
 SECURITY_DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 ROLES = ("producer", "worker", "reader")
@@ -318,10 +316,9 @@ async def test_producer_worker_and_reader_work_under_their_users(
     assert outcome is not None and outcome.message == handover["expected"]["output"]
 
     # Trimming D(k) runs every 10 s in a worker: run it here, as the worker user.
-    settings = load_settings(redis_url=worker_url, partitions=2)
     as_worker = acl_server.client("lcstream-worker")
     for dispatch in KEYSPACE.all_dispatch():
-        await Worker(as_worker, settings).trim_dispatch(dispatch)
+        await trim_dispatch(as_worker, dispatch)
 
     # Nothing was refused on the way, and the worker's password never reached a log.
     assert await denials(admin) == []

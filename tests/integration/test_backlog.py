@@ -13,8 +13,8 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 from redis.asyncio import Redis
 
-from streams.producer import publish_events
-from streams.reader import read_outcome
+from lcstream.streams.producer import publish_events
+from lcstream.streams.reader import read_outcome
 from tests.conftest import WorkerProcess
 from tests.helpers import in_process_oracle
 

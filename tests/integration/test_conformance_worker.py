@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from streams.frames import Frame
-from streams.keys import Keyspace
-from streams.producer import publish_events
-from streams.reader import read_outcome
+from lcstream.streams.frames import Frame
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.producer import publish_events
+from lcstream.streams.reader import read_outcome
 from tests.conftest import WorkerProcess, conformance_cases
 from tests.helpers import all_outcomes, assert_frames_match, collect_pubsub, wait_for
 

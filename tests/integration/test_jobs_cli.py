@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from streams.jobqueue import run_id_of
+from lcstream.streams.jobqueue import run_id_of
 from tests.conftest import WorkerProcess
 from tests.integration.processes import lcstream_env, run_lcstream
 from tests.worker.job_models import ALL, FAST

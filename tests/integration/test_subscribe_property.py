@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from config import load_settings
-from streams.frames import TERMINAL_KINDS, Frame
-from streams.producer import StreamProducer
-from streams.reader import read_frames
-from streams.subscribe import subscribe
+from lcstream.config import load_settings
+from lcstream.streams.frames import TERMINAL_KINDS, Frame
+from lcstream.streams.producer import StreamProducer
+from lcstream.streams.reader import read_frames
+from lcstream.streams.subscribe import subscribe
+from lcstream.worker.engine.runner import Worker
 from tests.conftest import conformance_cases
-from worker.runner import Worker
 
 STREAMED = [c for c in conformance_cases() if 10 <= len(c["events"]) <= 50]
 MESSAGES = 50

@@ -22,10 +22,10 @@ import redis
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from streams.connection import connect_single
-from streams.keys import Keyspace
-from streams.producer import publish_events
-from streams.reader import read_outcome
+from lcstream.streams.connection import connect_single
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.producer import publish_events
+from lcstream.streams.reader import read_outcome
 from tests.conftest import conformance_cases, free_port
 from tests.helpers import assert_frames_match, wait_for
 from tests.integration.processes import Workers, lcstream_env, run_lcstream

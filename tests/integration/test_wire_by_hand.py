@@ -1,6 +1,6 @@
 """Acceptance: the wire format alone is enough; entries written with redis-cli are processed too.
 
-Keys here are built by hand from DESIGN.md (not through `streams.keys`), the
+Keys here are built by hand from docs/protocol.md (not through `streams.keys`), the
 way a producer in another language would.
 """
 

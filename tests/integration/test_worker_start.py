@@ -8,8 +8,8 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from streams.producer import publish_events
-from streams.reader import read_outcome
+from lcstream.streams.producer import publish_events
+from lcstream.streams.reader import read_outcome
 from tests.conftest import conformance_cases, free_port, start_redis_server, stop_redis_server
 from tests.helpers import wait_for
 from tests.integration.processes import Workers, lcstream_env

@@ -11,18 +11,18 @@ from langchain_core.messages import message_to_dict
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from config import load_settings
-from streams.attach import AttachedStream, MessageNotFoundError, attach
-from streams.errors import LcstreamError, MessageFailedError
-from streams.frames import Frame, FrameKind
-from streams.producer import StreamProducer, publish_events
-from streams.reader import read_frames
-from streams.result import result
-from streams.snapshot import read_snapshot
-from streams.subscribe import subscribe
+from lcstream.config import load_settings
+from lcstream.streams.attach import AttachedStream, MessageNotFoundError, attach
+from lcstream.streams.errors import LcstreamError, MessageFailedError
+from lcstream.streams.frames import Frame, FrameKind
+from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.streams.reader import read_frames
+from lcstream.streams.result import result
+from lcstream.streams.snapshot import read_snapshot
+from lcstream.streams.subscribe import subscribe
+from lcstream.worker.engine.runner import Worker
 from tests.conftest import conformance_cases
 from tests.helpers import wait_for, write_events
-from worker.runner import Worker
 
 CASES = conformance_cases()
 BY_NAME = {c["name"]: c for c in CASES}

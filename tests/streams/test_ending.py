@@ -7,10 +7,10 @@ import time
 
 from redis.asyncio import Redis
 
-from streams.ending import MessageState, end_message, message_state, wait_until_ended
-from streams.keys import Keyspace
-from streams.producer import StreamProducer, publish_events
-from streams.reader import read_events
+from lcstream.streams.ending import MessageState, end_message, message_state, wait_until_ended
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.streams.reader import read_events
 
 START = {"event": "message-start", "id": "m-1", "metadata": {}}
 DELTA = {

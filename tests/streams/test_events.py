@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.errors import EventDecodeError, Severity
-from streams.events import (
+from lcstream.streams.errors import EventDecodeError, Severity
+from lcstream.streams.events import (
     EVENT_FIELD,
     TERMINAL_EVENTS,
     TIME_FIELD,

@@ -19,9 +19,9 @@ from langchain_core.messages import AIMessageChunk, message_to_dict
 from langchain_core.messages.tool import ToolCallChunk
 from langchain_core.outputs import ChatGenerationChunk
 
-from streams.events import Event, EventLimits, decode_event, encode_event
-from streams.frames import TERMINAL_KINDS, Frame, FrameKind, MessageAssembler, Outcome
-from streams.ordering import EventOrder
+from lcstream.streams.events import Event, EventLimits, decode_event, encode_event
+from lcstream.streams.frames import TERMINAL_KINDS, Frame, FrameKind, MessageAssembler, Outcome
+from lcstream.streams.ordering import EventOrder
 from tests.conftest import conformance_cases
 
 CASES = conformance_cases()

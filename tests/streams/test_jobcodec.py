@@ -7,7 +7,7 @@ import asyncio
 import orjson
 import pytest
 
-from streams.jobcodec import JobFailedError, dumps_job, loads_job
+from lcstream.streams.jobcodec import JobFailedError, dumps_job, loads_job
 
 # pickle.dumps({"f": "generate"}, protocol=4), as arq's default serializer would write it
 PICKLED = b"\x80\x04\x95\x13\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01f\x94\x8c\x08generate\x94s."

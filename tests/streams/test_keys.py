@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from streams.errors import InvalidMessageIdError, LcstreamError, Severity
-from streams.keys import Keyspace, partition_of, validate_message_id
+from lcstream.streams.errors import InvalidMessageIdError, LcstreamError, Severity
+from lcstream.streams.keys import Keyspace, partition_of, validate_message_id
 
 ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
 valid_ids = st.text(alphabet=ID_ALPHABET, min_size=1, max_size=256)
@@ -98,7 +98,7 @@ def test_partition_is_zlib_crc32_modulo_n(message_id: str, partitions: int) -> N
 
 
 # CRC-32 values computed independently (bit-by-bit, polynomial 0xEDB88320) when
-# this test was written; they pin the cross-language contract of DESIGN.md.
+# this test was written; they pin the cross-language contract of docs/protocol.md.
 @pytest.mark.parametrize(
     ("message_id", "crc", "partitions", "expected"),
     [

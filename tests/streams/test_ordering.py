@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from streams.errors import EventDecodeError
-from streams.ordering import EventOrder, parse_entry_id
+from lcstream.streams.errors import EventDecodeError
+from lcstream.streams.ordering import EventOrder, parse_entry_id
 
 START: dict[str, Any] = {"event": "message-start", "role": "ai", "id": "lc_run--42"}
 BLOCK_START: dict[str, Any] = {

@@ -9,10 +9,10 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from streams.errors import InvalidMessageIdError
-from streams.events import Event, now_ms
-from streams.keys import Keyspace, partition_of
-from streams.producer import MessageEndedError, ProducerClosedError, StreamProducer, publish_events
+from lcstream.streams.errors import InvalidMessageIdError
+from lcstream.streams.events import Event, now_ms
+from lcstream.streams.keys import Keyspace, partition_of
+from lcstream.streams.producer import MessageEndedError, ProducerClosedError, StreamProducer, publish_events
 
 MESSAGE_ID = "lc_run--42"
 KEYS = Keyspace().message(MESSAGE_ID)

@@ -12,12 +12,18 @@ from langchain_core.language_models.chat_model_stream import AsyncChatModelStrea
 from langchain_core.messages import AIMessageChunk, message_to_dict
 from redis.asyncio import Redis
 
-from streams.events import Event
-from streams.frames import FrameKind, MessageAssembler
-from streams.keys import Keyspace
-from streams.reader import read_events
-from streams.tee import tee_stream
-from worker.fake_models import ScriptedChatModel, reasoning_chunks, text_chunks, tool_call_chunks, usage_chunk
+from lcstream.streams.events import Event
+from lcstream.streams.frames import FrameKind, MessageAssembler
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.reader import read_events
+from lcstream.streams.tee import tee_stream
+from lcstream.worker.demo.models import (
+    ScriptedChatModel,
+    reasoning_chunks,
+    text_chunks,
+    tool_call_chunks,
+    usage_chunk,
+)
 
 TIMEOUT_S = 10
 

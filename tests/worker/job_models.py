@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.fake_models import (
+from lcstream.worker.demo.models import (
     ScriptedChatModel,
     reasoning_chunks,
     text_chunks,

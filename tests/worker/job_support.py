@@ -13,15 +13,15 @@ from arq.worker import Worker as ArqWorker
 from langchain_core.messages import message_to_dict
 from redis.asyncio import Redis
 
-from config import Settings, load_settings
-from streams.jobcodec import loads_job
-from streams.jobqueue import job_client, run_id_of
-from streams.keys import Keyspace
+from lcstream.config import Settings, load_settings
+from lcstream.streams.jobcodec import loads_job
+from lcstream.streams.jobqueue import job_client, run_id_of
+from lcstream.streams.keys import Keyspace
+from lcstream.worker.engine.runner import Worker
+from lcstream.worker.jobs.combined import run_jobs, stop_jobs
+from lcstream.worker.jobs.generation import load_model
+from lcstream.worker.jobs.tasks import create_job_worker
 from tests.worker.job_models import ALL, FAST
-from worker.combined import run_jobs, stop_jobs
-from worker.generation import load_model
-from worker.jobs import create_job_worker
-from worker.runner import Worker
 
 TIMEOUT_S = 60
 

@@ -19,9 +19,9 @@ from langchain_core.outputs import ChatGenerationChunk
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
-from streams.events import now_ms
-from streams.keys import Keyspace
-from worker.fake_models import reasoning_chunks, tool_call_chunks, usage_chunk
+from lcstream.streams.events import now_ms
+from lcstream.streams.keys import Keyspace
+from lcstream.worker.demo.models import reasoning_chunks, tool_call_chunks, usage_chunk
 
 # The settings a mix is run with: poison `too_large` is measured against this.
 MAX_EVENT_BYTES = 16_384

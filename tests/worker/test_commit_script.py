@@ -5,24 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import cast
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from streams.frames import Frame, FrameKind, Outcome
-from streams.keys import Keyspace, MessageKeys
-from streams.reader import read_frames, read_outcome
+from lcstream.streams.frames import Frame, FrameKind, Outcome
+from lcstream.streams.keys import Keyspace, MessageKeys
+from lcstream.streams.reader import read_frames, read_outcome
+from lcstream.worker.engine.batch import Batch, DeadLetter, Ending, MessageWrite, Verdict, WriteVerdict
+from lcstream.worker.engine.publisher import FramePublisher
+from lcstream.worker.engine.runner import Worker
 from tests.conftest import start_redis_server, stop_redis_server
 from tests.helpers import collect_pubsub, settings_for
-from worker.batch import Batch, DeadLetter, Ending, MessageWrite, Verdict, WriteVerdict
-from worker.handler import MessageHandler
-from worker.publisher import FramePublisher
-from worker.runner import Worker
 
 GROUP, CONSUMER = "workers", "test-worker"
 SPACE = Keyspace()
-NOBODY = cast(MessageHandler, object())  # the publisher never looks at the handler
+NOBODY = object()  # the publisher never looks at who made a write
 
 
 def text_frames(first: int, last: int) -> tuple[Frame, ...]:
@@ -50,11 +49,11 @@ async def claim(redis: Redis, message_id: str, *, owner: str = CONSUMER) -> tupl
 
 def write(
     keys: MessageKeys, entry_id: bytes, frames: tuple[Frame, ...], ending: Ending | None = None
-) -> Batch:
+) -> Batch[Any]:
     return Batch((MessageWrite(NOBODY, keys, entry_id, frames, ending),), (), None)
 
 
-async def publish(publisher: FramePublisher, batch: Batch) -> WriteVerdict:
+async def publish(publisher: FramePublisher, batch: Batch[Any]) -> WriteVerdict:
     (verdict,) = await publisher.publish(batch)
     return verdict
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from streams.keys import Keyspace
-from worker import deadletters
-from worker.deadletters import list_dead_letters, retry_dead_letter
+from lcstream.streams.keys import Keyspace
+from lcstream.worker import deadletters
+from lcstream.worker.deadletters import list_dead_letters, retry_dead_letter
 
 FAILED = b'{"status":"failed","error":{"message":"bad event","code":"invalid_json"}}'
 

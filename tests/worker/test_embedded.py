@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.connection import connect_single
-from streams.reader import read_outcome
+from lcstream.streams.connection import connect_single
+from lcstream.streams.reader import read_outcome
+from lcstream.worker.demo.embedded import embedded_redis
+from lcstream.worker.engine.runner import Worker
 from tests.conftest import conformance_cases
 from tests.faults.support import stream_message
 from tests.helpers import all_outcomes, settings_for, wait_for
-from worker.embedded import embedded_redis
-from worker.runner import Worker
 
 CASE = next(c for c in conformance_cases() if c["name"] == "plain_text")
 

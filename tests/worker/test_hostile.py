@@ -7,14 +7,14 @@ import time
 
 from redis.asyncio import Redis
 
-from streams.events import now_ms
-from streams.frames import FrameKind
-from streams.keys import Keyspace
-from streams.producer import StreamProducer, publish_events
-from streams.reader import read_frames, read_outcome
+from lcstream.streams.events import now_ms
+from lcstream.streams.frames import FrameKind
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.streams.reader import read_frames, read_outcome
+from lcstream.worker.engine.runner import Worker
 from tests.conftest import conformance_cases
 from tests.helpers import all_outcomes, running_worker, wait_for, wait_until_open, write_events
-from worker.runner import Worker
 
 CASES = {c["name"]: c for c in conformance_cases()}
 PLAIN = CASES["plain_text"]["events"]

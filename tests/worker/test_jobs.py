@@ -10,19 +10,20 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from streams.ending import MessageState
-from streams.errors import InvalidMessageIdError
-from streams.frames import FrameKind
-from streams.jobqueue import (
+from lcstream.streams.ending import MessageState
+from lcstream.streams.errors import InvalidMessageIdError
+from lcstream.streams.frames import FrameKind
+from lcstream.streams.jobqueue import (
     MessageIdInUseError,
     cancel_generation,
     enqueue_generation,
     enqueue_reassembly,
     new_message_id,
 )
-from streams.keys import Keyspace
-from streams.producer import publish_events
-from streams.reader import read_events, read_frames, read_outcome
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.producer import publish_events
+from lcstream.streams.reader import read_events, read_frames, read_outcome
+from lcstream.worker.jobs.tasks import generate, reassemble
 from tests.conftest import RedisServer
 from tests.helpers import wait_for
 from tests.integration.processes import LCSTREAM, lcstream_env
@@ -36,7 +37,6 @@ from tests.worker.job_support import (
     run_stream_burst,
     serving,
 )
-from worker.jobs import generate, reassemble
 
 KEYS = Keyspace()
 

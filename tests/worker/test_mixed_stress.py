@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from streams.frames import FrameKind, MessageAssembler
-from streams.keys import Keyspace
-from streams.reader import read_frames, read_outcome
+from lcstream.streams.frames import FrameKind, MessageAssembler
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.reader import read_frames, read_outcome
 from tests.helpers import in_process_oracle, run_burst
 from tests.worker.mixes import MAX_EVENT_BYTES, Planned, plan_mix, write_mix
 

@@ -10,20 +10,20 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from streams.frames import FrameKind, MessageAssembler
-from streams.keys import Keyspace
-from streams.producer import publish_events
-from streams.reader import read_frames, read_outcome
+from lcstream.streams.frames import FrameKind, MessageAssembler
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.producer import publish_events
+from lcstream.streams.reader import read_frames, read_outcome
+from lcstream.worker.engine.batch import Batch, WriteVerdict
+from lcstream.worker.engine.partition import Partition
+from lcstream.worker.engine.runner import Worker
 from tests.conftest import conformance_cases
 from tests.helpers import all_outcomes, in_process_oracle, run_burst, settings_for, wait_for, write_events
-from worker.batch import Batch, WriteVerdict
-from worker.partition import Partition
-from worker.runner import Worker
 
 CASES = {c["name"]: c for c in conformance_cases()}
 LONG = CASES["long_text_2000_tokens"]["events"]
 SPACE = Keyspace()
-Publish = Callable[[Batch], Awaitable[list[WriteVerdict]]]
+Publish = Callable[[Batch[Any]], Awaitable[list[WriteVerdict]]]
 
 
 class Gate:
@@ -34,7 +34,7 @@ class Gate:
         self._open = asyncio.Event()
 
     def wrap(self, publish: Publish) -> Publish:
-        async def gated(batch: Batch) -> list[WriteVerdict]:
+        async def gated(batch: Batch[Any]) -> list[WriteVerdict]:
             self.reached += 1
             await self._open.wait()
             return await publish(batch)
@@ -52,7 +52,7 @@ async def partition_on(
     worker = Worker(redis, settings_for(**settings))
     link = await worker.link_for(0)
     monkeypatch.setattr(link.publisher, "publish", gate.wrap(link.publisher.publish))
-    return Partition(worker, 0, link)
+    return Partition(worker.state, 0, link)
 
 
 async def rounds_until(
@@ -137,9 +137,9 @@ async def test_a_failed_write_surfaces_when_every_held_message_has_ended(
     worker = Worker(real_redis, settings_for(max_open_messages=1))
     link = await worker.link_for(0)
     publish = link.publisher.publish
-    faults: list[Batch] = []
+    faults: list[Batch[Any]] = []
 
-    async def once_broken(batch: Batch) -> list[WriteVerdict]:
+    async def once_broken(batch: Batch[Any]) -> list[WriteVerdict]:
         if not faults and any(w.ending for w in batch.writes):
             faults.append(batch)
             raise RedisConnectionError("connection lost mid-write")

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import cast
-
-from streams.frames import Frame, FrameKind
-from streams.keys import Keyspace
-from worker.batch import MessageWrite
-from worker.handler import MessageHandler
-from worker.publisher import FRAMES_PER_CALL, _chunks
+from lcstream.streams.frames import Frame, FrameKind
+from lcstream.streams.keys import Keyspace
+from lcstream.worker.engine.batch import MessageWrite
+from lcstream.worker.engine.publisher import FRAMES_PER_CALL, _chunks
 
 
-def write(n: int) -> MessageWrite:
+def write(n: int) -> MessageWrite[object]:
     frames = tuple(Frame(seq, FrameKind.TEXT, "t") for seq in range(1, n + 1))
     keys = Keyspace().message(f"m-{n}")
-    return MessageWrite(cast(MessageHandler, object()), keys, b"1-1", frames, None)
+    return MessageWrite(object(), keys, b"1-1", frames, None)
 
 
 def test_calls_hold_whole_messages_up_to_the_frame_limit() -> None:

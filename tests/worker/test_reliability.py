@@ -9,21 +9,20 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from streams.frames import FrameKind
-from streams.keys import Keyspace
-from streams.producer import StreamProducer, publish_events
-from streams.reader import read_frames, read_outcome
+from lcstream.streams.frames import FrameKind
+from lcstream.streams.groups import trim_dispatch
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.streams.reader import read_frames, read_outcome
+from lcstream.worker.engine.leases import RELEASED_IDLE_MS
 from tests.conftest import conformance_cases
 from tests.helpers import (
     in_process_oracle,
     run_burst,
     running_worker,
-    settings_for,
     wait_for,
     wait_until_open,
 )
-from worker.runner import Worker
-from worker.takeover import RELEASED_IDLE_MS
 
 CASES = {c["name"]: c for c in conformance_cases()}
 PLAIN = CASES["plain_text"]
@@ -230,14 +229,13 @@ async def test_cancelled_blocking_read_leaves_no_stray_reply_in_the_pool(real_re
 
 
 async def test_trim_dispatch_keeps_pending_and_undelivered_entries(real_redis: Redis) -> None:
-    worker = Worker(real_redis, settings_for())
     await real_redis.xgroup_create(DISPATCH, "workers", id="0", mkstream=True)
     for i in range(500):
         await real_redis.xadd(DISPATCH, {"m": f"m{i}"})
     got = await real_redis.xreadgroup("workers", "c", {DISPATCH: ">"}, count=400)
     ids = [entry_id for entry_id, _ in got[0][1]]
     await real_redis.xack(DISPATCH, "workers", *ids[:300], *ids[301:])  # ids[300] stays pending
-    await worker.trim_dispatch(DISPATCH)
+    await trim_dispatch(real_redis, DISPATCH)
     remaining = [entry_id for entry_id, _ in await real_redis.xrange(DISPATCH)]
     assert ids[300] in remaining  # still pending
     assert len(remaining) < 500 and len(remaining) >= 200  # trimmed, undelivered 100 kept

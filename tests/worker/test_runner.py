@@ -9,13 +9,13 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from streams.frames import Frame, FrameKind
-from streams.keys import Keyspace
-from streams.producer import publish_events
-from streams.reader import read_frames, read_outcome
+from lcstream.streams.frames import Frame, FrameKind
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.producer import publish_events
+from lcstream.streams.reader import read_frames, read_outcome
+from lcstream.worker.engine.runner import Worker
 from tests.conftest import conformance_cases
 from tests.helpers import assert_frames_match, collect_pubsub, in_process_oracle, run_burst, settings_for
-from worker.runner import Worker
 
 CASES = conformance_cases()
 PLAIN = next(c for c in CASES if c["name"] == "plain_text")
@@ -153,7 +153,8 @@ async def test_redelivery_of_a_finished_message_only_acks(any_redis: Redis) -> N
     first = await any_redis.get(Keyspace().message(case["message_id"]).result)
     # A duplicate announcement (a producer in another language retrying its XADD *).
     await any_redis.xadd("lcstream:{0}:dispatch", {"m": case["message_id"]})
-    await run_burst(any_redis)
+    again = await run_burst(any_redis)
+    assert again.stats.events == 0  # found committed when claimed: not replayed, no second `started`
     assert await any_redis.get(Keyspace().message(case["message_id"]).result) == first
     assert (await any_redis.xpending("lcstream:{0}:dispatch", "workers"))["pending"] == 0
     frames = await read_frames(any_redis, case["message_id"])
@@ -165,13 +166,13 @@ async def test_backpressure_holds_at_most_max_open_messages(any_redis: Redis) ->
         await publish_events(any_redis, CASES[i % len(CASES)]["events"], message_id=f"bp-{i}")
     worker = Worker(any_redis, settings_for(max_open_messages=2))
     seen: list[int] = []
-    settle = worker.settle_capacity
+    settle = worker.state.settle_capacity
 
     def recording_settle(reserved: int) -> None:
         settle(reserved)
         seen.append(worker.open_messages)
 
-    worker.settle_capacity = recording_settle  # type: ignore[method-assign]
+    worker.state.settle_capacity = recording_settle  # type: ignore[method-assign]
     await asyncio.wait_for(worker.run(until_idle=True), timeout=60)
     assert seen and max(seen) <= 2
     assert worker.stats.completed + worker.stats.failed == 7
@@ -210,7 +211,7 @@ async def test_a_backlog_waiting_at_start_is_claimed_without_blocking(
         capacity_waits.append(None)
 
     monkeypatch.setattr(wire, "xread", recording_xread)
-    monkeypatch.setattr(worker, "wait_for_capacity", recording_wait)
+    monkeypatch.setattr(worker.state, "wait_for_capacity", recording_wait)
     await asyncio.wait_for(worker.run(until_idle=True), timeout=30)
     assert worker.stats.completed + worker.stats.failed == len(CASES)
     assert blocks[0] is None
@@ -220,9 +221,9 @@ async def test_a_backlog_waiting_at_start_is_claimed_without_blocking(
 async def test_one_claim_takes_at_most_claim_count_messages(any_redis: Redis) -> None:
     """A burst of new messages is spread over the workers awake, not taken whole by the first."""
     worker = Worker(any_redis, settings_for(claim_count=3, max_open_messages=100))
-    assert worker.reserve_capacity() == 3
+    assert worker.state.reserve_capacity() == 3
     full = Worker(any_redis, settings_for(claim_count=50, max_open_messages=10))
-    assert full.reserve_capacity() == 10
+    assert full.state.reserve_capacity() == 10
 
 
 async def test_one_read_returns_at_most_read_count_events_over_all_open_messages(

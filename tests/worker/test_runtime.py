@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from worker import runtime
+from lcstream.worker.cli import runtime
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from worker.wire import RawCommands, field_map
+from lcstream.worker.engine.raw_commands import RawCommands, field_map
 
 
 async def test_a_batch_returns_replies_in_order_with_errors_in_place(any_redis: Redis) -> None:

@@ -1,5 +1,5 @@
 """The SSE gateway and live dashboard: `lcstream serve`."""
 
-from worker.gateway.app import create_app
+from lcstream.worker.gateway.app import create_app
 
 __all__ = ["create_app"]

@@ -11,10 +11,10 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from streams.errors import InvalidMessageIdError
-from streams.groups import group_backlog
-from worker.gateway.history import last_frame
-from worker.gateway.state import gateway_of
+from lcstream.streams.errors import InvalidMessageIdError
+from lcstream.streams.groups import group_backlog
+from lcstream.worker.gateway.history import last_frame
+from lcstream.worker.gateway.state import gateway_of
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 PING_TIMEOUT_S = 2.0

@@ -15,15 +15,15 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from config import Settings
-from streams.connection import connect
-from streams.keys import Keyspace
-from worker.gateway import api
-from worker.gateway.hub import HubRegistry
-from worker.gateway.metrics import GatewayMetrics, RequestCounter
-from worker.gateway.notices import NoticeBoard
-from worker.gateway.sse import CutOffFilter, stream_message
-from worker.gateway.state import Gateway
+from lcstream.config import Settings
+from lcstream.streams.connection import connect
+from lcstream.streams.keys import Keyspace
+from lcstream.worker.gateway import api
+from lcstream.worker.gateway.hub import HubRegistry
+from lcstream.worker.gateway.metrics import GatewayMetrics, RequestCounter
+from lcstream.worker.gateway.notices import NoticeBoard
+from lcstream.worker.gateway.sse import CutOffFilter, stream_message
+from lcstream.worker.gateway.state import Gateway
 
 log = structlog.get_logger("lcstream.gateway")
 

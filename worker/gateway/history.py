@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from streams.cluster import RedisClient
-from streams.frames import TERMINAL_KINDS, Frame
-from streams.keys import MessageKeys
-from streams.ordering import parse_entry_id
-from streams.snapshot import Snapshot
+from lcstream.streams.cluster import RedisClient
+from lcstream.streams.frames import TERMINAL_KINDS, Frame
+from lcstream.streams.keys import MessageKeys
+from lcstream.streams.ordering import parse_entry_id
+from lcstream.streams.snapshot import Snapshot
 
 PAGE_FRAMES = 500  # frames per XRANGE: catch-up never holds a whole long message in memory
 

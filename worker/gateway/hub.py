@@ -18,12 +18,12 @@ from collections.abc import Callable
 
 import structlog
 
-from streams.backoff import TRANSIENT_ERRORS, Backoff, is_transient
-from streams.cluster import RedisClient
-from streams.keys import Keyspace
-from streams.subscribe import subscribe
-from worker.gateway.metrics import GatewayMetrics
-from worker.gateway.wire import EncodedFrame, encode_frame
+from lcstream.streams.backoff import TRANSIENT_ERRORS, Backoff, is_transient
+from lcstream.streams.cluster import RedisClient
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.subscribe import subscribe
+from lcstream.worker.gateway.metrics import GatewayMetrics
+from lcstream.worker.gateway.sse_format import EncodedFrame, encode_frame
 
 log = structlog.get_logger("lcstream.gateway")
 

@@ -2,42 +2,33 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from worker.metrics import BacklogGauges
+from lcstream.worker.observability.registry import MetricSet
+from lcstream.worker.observability.worker_metrics import BacklogGauges
 
 
-class GatewayMetrics:
-    """Counters and gauges of one gateway app (a registry per app, so several apps can share a process)."""
+class GatewayMetrics(MetricSet):
+    """Counters and gauges of one gateway app."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.sse_clients = Gauge(
-            "lcstream_gateway_sse_clients", "SSE clients connected now.", registry=self.registry
-        )
-        self.readers = Gauge(
-            "lcstream_gateway_readers", "Messages with a Redis reader running now.", registry=self.registry
-        )
-        self.readers_started = Counter(
+        super().__init__()
+        self.sse_clients = self.gauge("lcstream_gateway_sse_clients", "SSE clients connected now.")
+        self.readers = self.gauge("lcstream_gateway_readers", "Messages with a Redis reader running now.")
+        self.readers_started = self.counter(
             "lcstream_gateway_readers_started",
             "Redis readers started (one per message while it has SSE clients).",
-            registry=self.registry,
         )
-        self.frames_sent = Counter(
-            "lcstream_gateway_frames_sent", "Frames sent to SSE clients.", registry=self.registry
-        )
-        self.clients_cut = Counter(
+        self.frames_sent = self.counter("lcstream_gateway_frames_sent", "Frames sent to SSE clients.")
+        self.clients_cut = self.counter(
             "lcstream_gateway_clients_cut",
             "SSE clients cut off for falling more than the client buffer behind.",
-            registry=self.registry,
         )
-        self.backlog = BacklogGauges(self.registry)  # read from Redis at each scrape
-        self.requests = Counter(
+        self.backlog = BacklogGauges(self)  # read from Redis at each scrape
+        self.requests = self.counter(
             "lcstream_gateway_requests",
             "HTTP requests by route and status (counted when the response starts).",
             ["route", "status"],
-            registry=self.registry,
         )
 
 

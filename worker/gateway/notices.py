@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 import structlog
 
-from streams.backoff import TRANSIENT_ERRORS, Backoff, is_transient
-from streams.cluster import RedisClient, node_for
-from streams.errors import InvalidMessageIdError
-from streams.keys import validate_message_id
+from lcstream.streams.backoff import TRANSIENT_ERRORS, Backoff, is_transient
+from lcstream.streams.cluster import RedisClient, node_for
+from lcstream.streams.errors import InvalidMessageIdError
+from lcstream.streams.keys import validate_message_id
 
 log = structlog.get_logger("lcstream.gateway")
 

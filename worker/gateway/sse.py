@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from streams.errors import InvalidMessageIdError
-from streams.keys import MessageKeys
-from worker.gateway.history import PAGE_FRAMES, fold_snapshot, is_terminal, last_frame, read_page
-from worker.gateway.hub import ClientFeed
-from worker.gateway.state import Gateway, gateway_of
-from worker.gateway.wire import PREAMBLE, encode_frame, encode_snapshot
+from lcstream.streams.errors import InvalidMessageIdError
+from lcstream.streams.keys import MessageKeys
+from lcstream.worker.gateway.history import PAGE_FRAMES, fold_snapshot, is_terminal, last_frame, read_page
+from lcstream.worker.gateway.hub import ClientFeed
+from lcstream.worker.gateway.sse_format import PREAMBLE, encode_frame, encode_snapshot
+from lcstream.worker.gateway.state import Gateway, gateway_of
 
 log = structlog.get_logger("lcstream.gateway")
 

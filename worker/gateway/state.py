@@ -7,12 +7,12 @@ from typing import cast
 
 from starlette.requests import Request
 
-from config import Settings
-from streams.cluster import RedisClient
-from streams.keys import Keyspace
-from worker.gateway.hub import HubRegistry
-from worker.gateway.metrics import GatewayMetrics
-from worker.gateway.notices import NoticeBoard
+from lcstream.config import Settings
+from lcstream.streams.cluster import RedisClient
+from lcstream.streams.keys import Keyspace
+from lcstream.worker.gateway.hub import HubRegistry
+from lcstream.worker.gateway.metrics import GatewayMetrics
+from lcstream.worker.gateway.notices import NoticeBoard
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,13 +20,13 @@ from langchain_core.language_models._compat_bridge import chunks_to_events
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 
-from config import Settings
-from streams.frames import Frame
-from streams.snapshot import Snapshot
+from lcstream.config import Settings
+from lcstream.streams.frames import Frame
+from lcstream.streams.snapshot import Snapshot
+from lcstream.worker.demo.models import reasoning_chunks, tool_call_chunks, usage_chunk
+from lcstream.worker.gateway import create_app
 from tests import procfs
 from tests.conftest import free_port
-from worker.fake_models import reasoning_chunks, tool_call_chunks, usage_chunk
-from worker.gateway import create_app
 
 LCSTREAM = str(Path(sys.executable).with_name("lcstream"))
 

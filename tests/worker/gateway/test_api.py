@@ -9,14 +9,14 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from config import Settings, load_settings
-from streams.keys import Keyspace
-from streams.producer import StreamProducer, publish_events
+from lcstream.config import Settings, load_settings
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.worker.engine.runner import Worker
 from tests.conftest import RedisServer, free_port, start_redis_server, stop_redis_server
 from tests.helpers import wait_for
 from tests.integration.test_acl import create_users, denials
 from tests.worker.gateway.support import metric, serve_in_process, text_events
-from worker.runner import Worker
 
 
 def settings_for(redis_url: str, **overrides: Any) -> Settings:

@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import Page, async_playwright
 from redis.asyncio import Redis
 
-from streams.snapshot import read_snapshot
+from lcstream.streams.snapshot import read_snapshot
 from tests.conftest import WorkerProcess
 from tests.faults.support import Gate, stream_message
 from tests.worker.gateway.conftest import SpawnGateway

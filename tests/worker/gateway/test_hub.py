@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from streams.frames import Frame, FrameKind
-from streams.keys import Keyspace
+from lcstream.streams.frames import Frame, FrameKind
+from lcstream.streams.keys import Keyspace
+from lcstream.worker.gateway.hub import ClientFeed, HubRegistry
+from lcstream.worker.gateway.metrics import GatewayMetrics
+from lcstream.worker.gateway.sse_format import EncodedFrame, encode_frame
 from tests.helpers import wait_for
-from worker.gateway.hub import ClientFeed, HubRegistry
-from worker.gateway.metrics import GatewayMetrics
-from worker.gateway.wire import EncodedFrame, encode_frame
 
 MESSAGE = "hub-test"
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import httpx
 from redis.asyncio import Redis
 
-from streams.frames import FrameKind
-from streams.reader import read_frames
+from lcstream.streams.frames import FrameKind
+from lcstream.streams.reader import read_frames
 from tests.conftest import WorkerProcess
 from tests.faults.support import Gate, stream_message
 from tests.helpers import wait_for

@@ -12,10 +12,10 @@ import httpx
 import orjson
 from redis.asyncio import Redis
 
-from streams.frames import FrameKind
-from streams.keys import Keyspace
-from streams.reader import read_frames
-from streams.snapshot import Snapshot
+from lcstream.streams.frames import FrameKind
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.reader import read_frames
+from lcstream.streams.snapshot import Snapshot
 from tests.conftest import WorkerProcess
 from tests.faults.support import Gate, message_events, stream_message
 from tests.helpers import wait_for

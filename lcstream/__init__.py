@@ -1,0 +1,70 @@
+"""lcstream: LangChain chat-model streams through Redis, followed from anywhere.
+
+The public API, in one place: produce a message's events, read it back from any
+process (a real `AsyncChatModelStream`, frames, a snapshot, the result), connect,
+name keys, run generations as background jobs, and the errors. Everything else
+(`lcstream.worker`, the internals of `lcstream.streams`) may change without notice.
+"""
+
+from lcstream.config import Settings, load_settings
+from lcstream.streams.attach import AttachedStream, MessageNotFoundError, attach
+from lcstream.streams.connection import connect
+from lcstream.streams.errors import (
+    EventDecodeError,
+    InvalidMessageIdError,
+    LcstreamError,
+    MessageFailedError,
+    RedisUnavailableError,
+)
+from lcstream.streams.frames import Frame, FrameKind, Outcome
+from lcstream.streams.jobcodec import JobFailedError
+from lcstream.streams.jobqueue import MessageIdInUseError, cancel_generation, enqueue_generation
+from lcstream.streams.keys import Keyspace, MessageKeys
+from lcstream.streams.producer import (
+    MessageEndedError,
+    MessageExpiredError,
+    ProducerClosedError,
+    StreamProducer,
+    publish_events,
+)
+from lcstream.streams.reader import read_events, read_frames, read_outcome
+from lcstream.streams.result import result
+from lcstream.streams.snapshot import Snapshot, read_snapshot
+from lcstream.streams.subscribe import subscribe
+from lcstream.streams.tee import tee_stream
+
+__all__ = [
+    "AttachedStream",
+    "EventDecodeError",
+    "Frame",
+    "FrameKind",
+    "InvalidMessageIdError",
+    "JobFailedError",
+    "Keyspace",
+    "LcstreamError",
+    "MessageEndedError",
+    "MessageExpiredError",
+    "MessageFailedError",
+    "MessageIdInUseError",
+    "MessageKeys",
+    "MessageNotFoundError",
+    "Outcome",
+    "ProducerClosedError",
+    "RedisUnavailableError",
+    "Settings",
+    "Snapshot",
+    "StreamProducer",
+    "attach",
+    "cancel_generation",
+    "connect",
+    "enqueue_generation",
+    "load_settings",
+    "publish_events",
+    "read_events",
+    "read_frames",
+    "read_outcome",
+    "read_snapshot",
+    "result",
+    "subscribe",
+    "tee_stream",
+]

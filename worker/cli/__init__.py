@@ -1,0 +1,1 @@
+"""The `lcstream` command line."""

@@ -1,0 +1,1 @@
+"""What a worker tells about itself: stats, Prometheus metrics, health probes, logs."""
