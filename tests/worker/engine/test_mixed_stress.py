@@ -23,7 +23,7 @@ from lcstream.streams.frames import FrameKind, MessageAssembler
 from lcstream.streams.keys import Keyspace
 from lcstream.streams.reader import read_frames, read_outcome
 from tests.helpers import in_process_oracle, run_burst
-from tests.worker.mixes import MAX_EVENT_BYTES, Planned, plan_mix, write_mix
+from tests.worker.engine.mixes import MAX_EVENT_BYTES, Planned, plan_mix, write_mix
 
 IDLE_TIMEOUT_S = 1.0
 # A dead producer is failed within this long after its last event: the idle timeout, plus an upkeep

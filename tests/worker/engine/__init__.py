@@ -1,0 +1,1 @@
+"""Tests of the worker engine: rounds, intake, handler, the fenced write, leases."""
