@@ -1,33 +1,25 @@
-"""The README's background-job example runs: the web endpoint enqueues, a client follows the message."""
+"""docs/jobs.md's example runs: the endpoint (app.py) enqueues, a client (client.py) follows the message."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
-from streams.reader import read_outcome
+from lcstream.streams.reader import read_outcome
 from tests.conftest import RedisServer
+from tests.docs_support import python_block
 from tests.worker.job_models import FAST
 from tests.worker.job_support import job_settings, run_job_burst, run_stream_burst
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 
-
-def readme_block(first_line: str) -> str:
-    """The README's python block that starts with `first_line`."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
-    (block,) = [b for b in blocks if b.startswith(first_line)]
-    return str(block)
-
-
-def load(first_line: str, name: str) -> dict[str, Any]:
-    namespace: dict[str, Any] = {"__name__": name}
-    exec(compile(readme_block(first_line), f"README.md:{name}", "exec"), namespace)  # noqa: S102 - our README
+def load(block_name: str, module_name: str) -> dict[str, Any]:
+    """Run the docs' block `block_name` as module `module_name` (not `__main__`); its namespace."""
+    block = python_block(block_name)
+    namespace: dict[str, Any] = {"__name__": module_name}
+    exec(compile(block.code, block.where, "exec"), namespace)  # noqa: S102 - our own docs
     return namespace
 
 
@@ -39,8 +31,8 @@ async def test_the_endpoint_enqueues_and_the_client_follows_the_message(
 ) -> None:
     monkeypatch.setenv("LCSTREAM_REDIS_URL", redis_server.url)
     monkeypatch.setenv("LCSTREAM_MODEL", FAST[1])  # text, then a tool call
-    app = load("# app.py", "app")["app"]
-    follow = load("# client.py", "client")["follow"]
+    app = load("app.py", "app")["app"]
+    follow = load("client.py", "client")["follow"]
 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -1,6 +1,6 @@
 """Acceptance: `kill -9` of the arq worker mid-generation; the message still reaches a terminal outcome.
 
-The documented rule (README, "Background jobs"): arq runs the job again once
+The documented rule (docs/jobs.md): arq runs the job again once
 its in-progress mark expires (`LCSTREAM_JOB_TIMEOUT_S` + 10 s); the retry finds
 M open, never writes a second generation into it, and ends it failed with code
 `producer_lost` at once. The stream worker here keeps its 300 s idle timeout, so
