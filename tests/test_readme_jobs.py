@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 from lcstream.streams.reader import read_outcome
 from tests.conftest import RedisServer
 from tests.docs_support import python_block
-from tests.worker.job_models import FAST
-from tests.worker.job_support import job_settings, run_job_burst, run_stream_burst
+from tests.worker.jobs.models import FAST
+from tests.worker.jobs.support import job_settings, run_job_burst, run_stream_burst
 
 
 def load(block_name: str, module_name: str) -> dict[str, Any]:

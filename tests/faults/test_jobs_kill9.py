@@ -25,8 +25,8 @@ from lcstream.streams.reader import read_events, read_frames, read_outcome
 from tests.conftest import RedisServer
 from tests.faults.support import SpawnWorker, wait_for_log, worker_base_env
 from tests.helpers import wait_for
-from tests.worker.job_models import ALL, MODULE
-from tests.worker.job_support import job_of
+from tests.worker.jobs.models import ALL, MODULE
+from tests.worker.jobs.support import job_of
 
 ROOT = Path(__file__).resolve().parents[2]
 ARQ = str(Path(sys.executable).with_name("arq"))

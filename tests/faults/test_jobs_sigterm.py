@@ -21,8 +21,8 @@ from tests.conftest import RedisServer, WorkerProcess
 from tests.faults.support import lines_of, logged_at, messages_logged, wait_for_log, worker_base_env
 from tests.helpers import wait_for
 from tests.integration.processes import run_lcstream
-from tests.worker.job_models import ALL, MODULE
-from tests.worker.job_support import in_process_output, job_of, job_settings
+from tests.worker.jobs.models import ALL, MODULE
+from tests.worker.jobs.support import in_process_output, job_of, job_settings
 
 GRACE_S = 4
 ROOT = str(Path(__file__).resolve().parents[2])

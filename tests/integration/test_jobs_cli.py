@@ -8,7 +8,7 @@ from pathlib import Path
 from lcstream.streams.jobqueue import run_id_of
 from tests.conftest import WorkerProcess
 from tests.integration.processes import lcstream_env, run_lcstream
-from tests.worker.job_models import ALL, FAST
+from tests.worker.jobs.models import ALL, FAST
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Chat model factories the job tests name by import path (`tests.worker.job_models:<name>`)."""
+"""Chat model factories the job tests name by import path (`tests.worker.jobs.models:<name>`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from lcstream.worker.demo.models import (
     usage_chunk,
 )
 
-MODULE = "tests.worker.job_models"
+MODULE = "tests.worker.jobs.models"
 PROVIDER_ERROR = "provider overloaded: try again later"
 
 

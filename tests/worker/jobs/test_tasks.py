@@ -27,9 +27,9 @@ from lcstream.worker.jobs.tasks import generate, reassemble
 from tests.conftest import RedisServer
 from tests.helpers import wait_for
 from tests.integration.processes import LCSTREAM, lcstream_env
-from tests.worker import job_models
-from tests.worker.job_models import FAST, MODULE, PROVIDER_ERROR
-from tests.worker.job_support import (
+from tests.worker.jobs import models as job_models
+from tests.worker.jobs.models import FAST, MODULE, PROVIDER_ERROR
+from tests.worker.jobs.support import (
     in_process_output,
     job_of,
     job_settings,

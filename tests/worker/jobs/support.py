@@ -21,7 +21,7 @@ from lcstream.worker.engine.runner import Worker
 from lcstream.worker.jobs.combined import run_jobs, stop_jobs
 from lcstream.worker.jobs.generation import load_model
 from lcstream.worker.jobs.tasks import create_job_worker
-from tests.worker.job_models import ALL, FAST
+from tests.worker.jobs.models import ALL, FAST
 
 TIMEOUT_S = 60
 
