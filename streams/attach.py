@@ -14,10 +14,10 @@ import time
 from langchain_core.language_models.chat_model_stream import AsyncChatModelStream
 
 from lcstream.streams.cluster import RedisClient
-from lcstream.streams.errors import EventDecodeError, LcstreamError, MessageFailedError
-from lcstream.streams.events import EventLimits, decode_event
+from lcstream.streams.errors import LcstreamError, MessageFailedError
+from lcstream.streams.events import EventLimits
 from lcstream.streams.keys import Keyspace, MessageKeys
-from lcstream.streams.ordering import EventOrder
+from lcstream.streams.ordering import EventOrder, check_entries
 from lcstream.streams.reader import read_outcome
 
 
@@ -78,22 +78,20 @@ class _Pump:
                 {self._keys.events: self._cursor}, count=self._read_count, block=self._block_ms
             )
             for _, entries in reply or ():
-                for entry_id, fields in entries:
-                    self._cursor = entry_id
-                    try:
-                        event = decode_event(fields, self._limits)
-                        self._order.check(entry_id, event)
-                    except EventDecodeError as exc:
-                        stream.fail(exc.located(self._keys.events, entry_id.decode()))
-                        return False
+                self._cursor = entries[-1][0]
+                checked, failure = check_entries(entries, self._limits, self._order, self._keys.events)
+                for _, event in checked:
                     try:
                         stream.dispatch(event)
                     except Exception as exc:  # as the in-process driver does: fail after what came before
                         stream.fail(exc)
                         return False
                     self._dispatched += 1
-                    if stream.done:
-                        return False
+                if failure is not None:  # the checks a worker makes: the same message fails the same way
+                    stream.fail(failure)
+                    return False
+                if stream.done:
+                    return False
             if not reply:
                 await self._on_quiet()
             return not stream.done

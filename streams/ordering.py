@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from lcstream.streams.errors import EventDecodeError
-from lcstream.streams.events import TERMINAL_EVENTS, Event
+from lcstream.streams.events import TERMINAL_EVENTS, Event, EventLimits, decode_event
 
 # Kinds that only make sense inside a started message; unknown kinds are ignored.
 _NEEDS_START = frozenset(
@@ -62,3 +64,25 @@ class EventOrder:
         self._terminal = kind in TERMINAL_EVENTS
         self._last_id = current
         self._count += 1
+
+
+def check_entries(
+    entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]], limits: EventLimits, order: EventOrder, key: str
+) -> tuple[list[tuple[bytes, Event]], EventDecodeError | None]:
+    """Decode and check entries of the events stream `key` in order: the events that pass, and the first
+    failure after them (located at `key` and its entry id), if any.
+
+    An event after the terminal one fails the message in place of that end: the
+    terminal event is not among those returned.
+    """
+    checked: list[tuple[bytes, Event]] = []
+    for entry_id, fields in entries:
+        try:
+            event = decode_event(fields, limits)
+            order.check(entry_id, event)
+        except EventDecodeError as exc:
+            if exc.reason == "after_terminal" and checked:
+                checked.pop()
+            return checked, exc.located(key, entry_id.decode())
+        checked.append((entry_id, event))
+    return checked, None

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from langchain_core.language_models.chat_model_stream import AsyncChatModelStream
-from langchain_core.messages import message_to_dict
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.typing import EncodableT, FieldT
@@ -21,6 +19,7 @@ from lcstream.streams.frames import Frame, FrameKind
 from lcstream.streams.keys import Keyspace
 from lcstream.streams.reader import read_frames
 from lcstream.worker.engine.runner import Worker
+from tests.fixtures.conformance import expected_of
 
 DELTA_KINDS = {
     FrameKind.TEXT: "text_deltas",
@@ -30,30 +29,9 @@ DELTA_KINDS = {
 
 
 async def in_process_oracle(events: Sequence[dict[str, Any]], message_id: str) -> dict[str, Any]:
-    """What langchain-core's own stream makes of `events`, read through its public API."""
-    stream = AsyncChatModelStream(message_id=message_id)
-    for event in events:
-        stream.dispatch(event)
-    expected: dict[str, Any] = {
-        "text_deltas": await _drain(stream.text),
-        "reasoning_deltas": await _drain(stream.reasoning),
-        "tool_call_chunks": await _drain(stream.tool_calls),
-    }
-    try:
-        expected["output"] = message_to_dict(await stream.output)
-    except RuntimeError as exc:  # the stream's failure for an `error` event
-        expected["error"] = str(exc)
-    return expected
-
-
-async def _drain(projection: AsyncIterable[Any]) -> list[Any]:
-    deltas: list[Any] = []
-    try:
-        async for delta in projection:
-            deltas.append(delta)
-    except RuntimeError:
-        pass  # a failed stream raises after its deltas
-    return deltas
+    """What langchain-core's own stream makes of `events`, read through its public API (the deltas of
+    each projection, then `output`, or `error` for a failed stream), as the fixtures' `expected`."""
+    return await expected_of(message_id, events)
 
 
 def deltas_of(frames: Sequence[Frame]) -> dict[str, list[Any]]:

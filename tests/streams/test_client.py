@@ -122,6 +122,14 @@ async def test_attach_fails_with_a_dispatch_error_after_what_came_before_as_in_p
     assert "validation error" in got["error"] and "output" not in got
 
 
+async def test_attach_fails_a_message_with_events_after_its_end_as_a_worker_does(any_redis: Redis) -> None:
+    events = BY_NAME["plain_text"]["events"]
+    await write_events(any_redis, "two-ends", [*events, events[-1]])
+    got = await asyncio.wait_for(consume(attach(any_redis, "two-ends", block_ms=50)), timeout=10)
+    assert got["text_deltas"] == BY_NAME["plain_text"]["expected"]["text_deltas"]
+    assert got["error"].startswith("after_terminal") and "output" not in got
+
+
 async def test_attach_gives_up_on_a_message_that_never_appears(any_redis: Redis) -> None:
     stream = attach(any_redis, "nobody", block_ms=50, wait_for_start_s=0.2)
     with pytest.raises(MessageNotFoundError):

@@ -112,9 +112,16 @@ def reasoning_chunks(reasoning: str) -> list[AIMessageChunk]:
 def tool_call_chunks(
     name: str, call_id: str, args_json: str, *, index: int = 0, pieces: int = 4
 ) -> list[AIMessageChunk]:
-    """A tool call whose JSON arguments arrive in `pieces` parts."""
+    """A tool call whose JSON arguments arrive in `pieces` parts of about equal length."""
     step = max(1, -(-len(args_json) // pieces))
     parts = [args_json[i : i + step] for i in range(0, len(args_json), step)]
+    return tool_call_part_chunks(name, call_id, parts, index=index)
+
+
+def tool_call_part_chunks(
+    name: str, call_id: str, parts: Sequence[str], *, index: int
+) -> list[AIMessageChunk]:
+    """A tool call whose JSON arguments arrive as `parts`; the name and id come with the first."""
     return [
         AIMessageChunk(
             content="",

@@ -11,10 +11,10 @@ import time
 from collections.abc import Mapping, Sequence
 
 from lcstream.streams.errors import EventDecodeError
-from lcstream.streams.events import TERMINAL_EVENTS, Event, EventLimits, decode_event, decode_time_ms, now_ms
+from lcstream.streams.events import TERMINAL_EVENTS, EventLimits, decode_time_ms, now_ms
 from lcstream.streams.frames import Frame, MessageAssembler, Outcome
 from lcstream.streams.keys import MessageKeys
-from lcstream.streams.ordering import EventOrder
+from lcstream.streams.ordering import EventOrder, check_entries
 from lcstream.worker.engine.announcement import Announcement
 from lcstream.worker.engine.batch import DeadLetter, Ending, MessageWrite
 
@@ -102,7 +102,9 @@ class MessageHandler:
 
     def accept(self, entries: Sequence[Entry]) -> bool:
         """Check, then dispatch the next entries; return whether they made frames."""
-        checked, failure = self._check(entries)
+        checked, failure = check_entries(entries, self._limits, self._order, self.keys.events)
+        if entries:
+            self.cursor = entries[-1][0]
         assembler, outbox = self._assembler, self._outbox
         made = len(outbox)
         last = checked[-1][1] if checked else None
@@ -121,21 +123,6 @@ class MessageHandler:
         if entries:
             self._read_at, self._read_wall_ms, self._last_fields = time.monotonic(), now_ms(), entries[-1][1]
         return len(outbox) > made
-
-    def _check(self, entries: Sequence[Entry]) -> tuple[list[tuple[bytes, Event]], EventDecodeError | None]:
-        """The entries that pass every check, in order, and the first failure after them, if any."""
-        checked: list[tuple[bytes, Event]] = []
-        for entry_id, fields in entries:
-            self.cursor = entry_id
-            try:
-                event = decode_event(fields, self._limits)
-                self._order.check(entry_id, event)
-            except EventDecodeError as exc:
-                if exc.reason == "after_terminal" and checked:
-                    checked.pop()  # the end it follows is not taken: the message fails there instead
-                return checked, exc.located(self.keys.events, entry_id.decode())
-            checked.append((entry_id, event))
-        return checked, None
 
     @property
     def last_event_at(self) -> float:
