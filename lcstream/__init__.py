@@ -7,18 +7,21 @@ name keys, run generations as background jobs, and the errors. Everything else
 """
 
 from lcstream.config import Settings, load_settings
-from lcstream.streams.attach import AttachedStream, MessageNotFoundError, attach
+from lcstream.streams.attach import AttachedStream, attach
 from lcstream.streams.connection import connect
 from lcstream.streams.errors import (
     EventDecodeError,
     InvalidMessageIdError,
     LcstreamError,
     MessageFailedError,
+    MessageIdInUseError,
+    MessageNotFoundError,
+    PartitionCountError,
     RedisUnavailableError,
 )
 from lcstream.streams.frames import Frame, FrameKind, Outcome
 from lcstream.streams.jobcodec import JobFailedError
-from lcstream.streams.jobqueue import MessageIdInUseError, cancel_generation, enqueue_generation
+from lcstream.streams.jobqueue import cancel_generation, enqueue_generation
 from lcstream.streams.keys import Keyspace, MessageKeys
 from lcstream.streams.producer import (
     MessageEndedError,
@@ -49,6 +52,7 @@ __all__ = [
     "MessageKeys",
     "MessageNotFoundError",
     "Outcome",
+    "PartitionCountError",
     "ProducerClosedError",
     "RedisUnavailableError",
     "Settings",

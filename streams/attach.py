@@ -14,15 +14,11 @@ import time
 from langchain_core.language_models.chat_model_stream import AsyncChatModelStream
 
 from lcstream.streams.cluster import RedisClient
-from lcstream.streams.errors import LcstreamError, MessageFailedError
+from lcstream.streams.errors import MessageFailedError, MessageNotFoundError
 from lcstream.streams.events import EventLimits
-from lcstream.streams.keys import Keyspace, MessageKeys
+from lcstream.streams.keys import Keyspace, MessageKeys, default_keyspace
 from lcstream.streams.ordering import EventOrder, check_entries
-from lcstream.streams.reader import read_outcome
-
-
-class MessageNotFoundError(LcstreamError):
-    """Nothing of the message appeared in Redis within the wait."""
+from lcstream.streams.reader import DEFAULT_WAIT_FOR_START_S, read_outcome
 
 
 class AttachedStream(AsyncChatModelStream):
@@ -104,7 +100,7 @@ class _Pump:
             error = outcome.error
             self._stream.fail(MessageFailedError(self._keys.message_id, error["message"], error["code"]))
         elif self._dispatched == 0 and self._give_up_at is not None and time.monotonic() > self._give_up_at:
-            self._stream.fail(MessageNotFoundError(f"message {self._keys.message_id} has no events"))
+            self._stream.fail(MessageNotFoundError(f"no message {self._keys.message_id}: no events"))
 
 
 def attach(
@@ -114,7 +110,7 @@ def attach(
     keyspace: Keyspace | None = None,
     block_ms: int = 1000,
     read_count: int = 512,
-    wait_for_start_s: float | None = None,
+    wait_for_start_s: float | None = DEFAULT_WAIT_FOR_START_S,
     limits: EventLimits | None = None,
 ) -> AttachedStream:
     """A real `AsyncChatModelStream` of message M, fed from Redis as it is consumed.
@@ -124,7 +120,7 @@ def attach(
     `wait_for_start_s` bounds how long it waits for a message with no events
     yet (None: wait for the producer as long as it takes).
     """
-    space = keyspace or Keyspace()
+    space = keyspace or default_keyspace()
     keys = space.message(message_id)
     stream = AttachedStream(message_id=message_id)
     pump = _Pump(

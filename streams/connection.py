@@ -8,14 +8,14 @@ from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
 
-from lcstream.config import Settings, redact_url
+from lcstream.config import Settings, load_settings, redact_url
 from lcstream.streams.cluster import NodeRoutedCluster, RedisClient
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
 def connect(
-    url: str,
+    url: str | None = None,
     *,
     socket_timeout_s: float = 10.0,
     max_connections: int = 64,
@@ -25,11 +25,14 @@ def connect(
 ) -> RedisClient:
     """A client for `url`; replies stay bytes (the codec decodes), blocking reads stay below the timeout.
 
-    `redis+cluster://host:port` (or `rediss+cluster://`) names any node of a
-    Redis Cluster. For `rediss://` the server certificate and host name are
-    verified against `ca_file` (else the system store); `cert_file`/`key_file`
-    present a client certificate.
+    Without `url`, the Redis the environment configures, as workers read it
+    (`LCSTREAM_REDIS_URL`, its socket timeout and TLS files). `redis+cluster://host:port`
+    (or `rediss+cluster://`) names any node of a Redis Cluster. For `rediss://`
+    the server certificate and host name are verified against `ca_file` (else
+    the system store); `cert_file`/`key_file` present a client certificate.
     """
+    if url is None:
+        return connect_with(load_settings())
     scheme, sep, rest = url.partition("://")
     options = _options(
         CLUSTER_SCHEMES.get(scheme, scheme), socket_timeout_s, max_connections, ca_file, cert_file, key_file

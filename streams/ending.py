@@ -18,7 +18,7 @@ import orjson
 from redis.asyncio import Redis
 
 from lcstream.streams.events import EVENT_FIELD, TERMINAL_EVENTS, now_ms
-from lcstream.streams.keys import Keyspace, MessageKeys
+from lcstream.streams.keys import Keyspace, MessageKeys, default_keyspace
 from lcstream.streams.reader import read_outcome
 
 # KEYS: E(M), D(k). ARGV: 1 error event JSON, 2 its time ms, 3 "1" to announce M when it has no
@@ -76,7 +76,7 @@ def _state_of_event(raw: bytes | None) -> MessageState:
 
 async def message_state(redis: Redis, message_id: str, keyspace: Keyspace | None = None) -> MessageState:
     """Whether M has no events, is open, or ended (by its last event, or by a stored outcome)."""
-    space = keyspace or Keyspace()
+    space = keyspace or default_keyspace()
     outcome = await read_outcome(redis, message_id, space)
     if outcome is not None:
         return MessageState.COMPLETED if outcome.status == "completed" else MessageState.FAILED
@@ -101,7 +101,7 @@ async def end_message(
     only event and announced, so a client already holding M sees it end (an
     aborted job that never started). Without it, such a message is left alone.
     """
-    keys = (keyspace or Keyspace()).message(message_id)
+    keys = (keyspace or default_keyspace()).message(message_id)
     event = orjson.dumps({"event": "error", "message": message, "code": code}).decode()
     flag = "1" if announce else "0"
     found = await redis.eval(  # type: ignore[misc]  # redis-py types it as maybe not awaitable
@@ -114,7 +114,7 @@ async def wait_until_ended(
     redis: Redis, message_id: str, timeout_s: float, *, keyspace: Keyspace | None = None, block_ms: int = 500
 ) -> MessageState:
     """Wait up to `timeout_s` for M's terminal event (or outcome); return the state it is in then."""
-    space = keyspace or Keyspace()
+    space = keyspace or default_keyspace()
     keys: MessageKeys = space.message(message_id)
     deadline = time.monotonic() + timeout_s
     state = await message_state(redis, message_id, space)

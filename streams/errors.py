@@ -47,6 +47,22 @@ class EventDecodeError(LcstreamError):
         return EventDecodeError(self.reason, self.detail, key=key, entry_id=entry_id)
 
 
+class MessageIdInUseError(LcstreamError, ValueError):
+    """The message id is taken: a job, other events or an outcome use it already."""
+
+    severity = Severity.POISON
+
+
+class MessageNotFoundError(LcstreamError):
+    """Nothing of the message (events, frames, outcome) appeared in Redis within the wait."""
+
+    severity = Severity.POISON
+
+
+class PartitionCountError(LcstreamError):
+    """This process is configured for another number of partitions than the workers of its prefix."""
+
+
 class RedisUnavailableError(LcstreamError):
     """Redis could not be reached or answered with a connection-level failure."""
 

@@ -20,10 +20,10 @@ from redis.asyncio import Redis
 
 from lcstream.config.settings import check_model_path
 from lcstream.streams.ending import MessageState, end_message, message_state, wait_until_ended
-from lcstream.streams.errors import LcstreamError
+from lcstream.streams.errors import MessageIdInUseError
 from lcstream.streams.events import now_ms
 from lcstream.streams.jobcodec import dumps_job, loads_job
-from lcstream.streams.keys import Keyspace, validate_message_id
+from lcstream.streams.keys import Keyspace, default_keyspace, validate_message_id
 
 GENERATE_JOB = "generate"
 REASSEMBLE_JOB = "reassemble"
@@ -31,10 +31,6 @@ RUN_ID_PREFIX = "lc_run--"
 
 # Input of a chat model that survives JSON: a prompt, or message dicts ({"role": ..., "content": ...}).
 ModelInput = str | list[dict[str, Any]]
-
-
-class MessageIdInUseError(LcstreamError, ValueError):
-    """A job or stored events already use this message id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +67,7 @@ def job_client(redis: Redis, keyspace: Keyspace | None = None) -> ArqRedis:
         redis.connection_pool,
         job_serializer=dumps_job,
         job_deserializer=loads_job,
-        default_queue_name=(keyspace or Keyspace()).job_queue,
+        default_queue_name=(keyspace or default_keyspace()).job_queue,
     )
 
 
@@ -96,7 +92,7 @@ async def enqueue_generation(
         raise TypeError("input is a prompt string or a list of message dicts")
     if model is not None:
         check_model_path(model)
-    space = keyspace or Keyspace()
+    space = keyspace or default_keyspace()
     message_id = validate_message_id(message_id) if message_id is not None else new_message_id()
     keys = space.message(message_id)
     if await redis.exists(keys.events, keys.result):
@@ -127,7 +123,7 @@ async def cancel_generation(
     starts, so M is ended here. If M has not ended within `wait_s` (its worker
     died), it is ended here too. A message that ended already is left as it is.
     """
-    space = keyspace or Keyspace()
+    space = keyspace or default_keyspace()
     found = await message_state(redis, message_id, space)
     if found.ended:
         return Cancellation(found, found)

@@ -6,10 +6,13 @@ built from it, so it can never inject braces, glob characters or separators.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import zlib
 from dataclasses import dataclass
 
+from lcstream.config import Settings, load_settings
 from lcstream.streams.errors import InvalidMessageIdError
 
 MESSAGE_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,256}")
@@ -43,10 +46,19 @@ class MessageKeys:
 
 @dataclass(frozen=True, slots=True)
 class Keyspace:
-    """Key names under prefix P with N partitions."""
+    """Key names under prefix P with N partitions.
+
+    `Keyspace()` is the built-in default (`lcstream`, one partition); the library's
+    functions use `default_keyspace()`, what the environment configures, as workers do.
+    """
 
     prefix: str = "lcstream"
     partitions: int = 1
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Keyspace:
+        """The keyspace of `settings` (`LCSTREAM_PREFIX`, `LCSTREAM_PARTITIONS`)."""
+        return cls(settings.prefix, settings.partitions)
 
     def dispatch(self, partition: int) -> str:
         """D(k): the dispatch stream of partition k."""
@@ -77,6 +89,12 @@ class Keyspace:
         return f"{self.prefix}:messages"
 
     @property
+    def partitions_key(self) -> str:
+        """`P:partitions`: N, as the first worker of the prefix recorded it; producers and workers
+        configured for another N refuse to start writing."""
+        return f"{self.prefix}:partitions"
+
+    @property
     def dead(self) -> str:
         """The dead-letter stream."""
         return f"{self.prefix}:dead"
@@ -85,3 +103,18 @@ class Keyspace:
     def job_queue(self) -> str:
         """The arq queue of generation jobs (arq names its own per-job keys `arq:job:<id>`, ...)."""
         return f"{self.prefix}:jobs"
+
+
+def default_keyspace() -> Keyspace:
+    """The keyspace the environment configures for workers and clients alike: `LCSTREAM_PREFIX` and
+    `LCSTREAM_PARTITIONS`, or the TOML file `LCSTREAM_CONFIG` names (read again when they change)."""
+    environment = tuple(os.environ.get(name) for name in _KEYSPACE_ENVIRONMENT)
+    return _keyspace_of(environment)
+
+
+_KEYSPACE_ENVIRONMENT = ("LCSTREAM_PREFIX", "LCSTREAM_PARTITIONS", "LCSTREAM_CONFIG")
+
+
+@functools.lru_cache(maxsize=8)
+def _keyspace_of(environment: tuple[str | None, ...]) -> Keyspace:
+    return Keyspace.from_settings(load_settings())

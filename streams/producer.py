@@ -18,15 +18,20 @@ from redis.typing import EncodableT, FieldT
 
 from lcstream.streams.backoff import retry_transient
 from lcstream.streams.cluster import RedisClient, node_for, refresh_slots, slot_moved
-from lcstream.streams.errors import LcstreamError, SlotMovedError
+from lcstream.streams.errors import LcstreamError, MessageIdInUseError, SlotMovedError
 from lcstream.streams.events import EVENT_FIELD, TERMINAL_EVENTS, TIME_FIELD, Event, now_ms
-from lcstream.streams.keys import Keyspace, validate_message_id
+from lcstream.streams.keys import Keyspace, default_keyspace, validate_message_id
+from lcstream.streams.partition_count import check_partition_count
 
-# KEYS: E(M), D(k). ARGV: first event JSON, its time ms, then dispatch fields.
+# KEYS: E(M), D(k). ARGV: n, then n pairs (event JSON, time ms) for ids 0-1..0-n, then dispatch fields.
+# The first batch of a message: written with its announcement only into a stream that does not exist.
 _ANNOUNCE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('XADD', KEYS[1], '0-1', 'e', ARGV[1], 't', ARGV[2])
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  redis.call('XADD', KEYS[1], '0-' .. i, 'e', ARGV[2 * i], 't', ARGV[2 * i + 1])
+end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2 * n + 2))
 return 1
 """
 
@@ -63,10 +68,13 @@ class StreamProducer:
         node: str | None = None,
         max_batch: int = 512,
         retry_deadline_s: float = 30.0,
+        first_seq: int = 1,
     ) -> None:
+        """`first_seq` above 1 resumes a message whose first events (and announcement) are in Redis."""
         self.message_id = validate_message_id(message_id)
         self._redis = redis
-        self._keys = (keyspace or Keyspace()).message(message_id)
+        self._keyspace = keyspace or default_keyspace()
+        self._keys = self._keyspace.message(message_id)
         self._dispatch_fields: list[bytes | str] = ["m", message_id]
         if namespace:
             self._dispatch_fields += ["ns", orjson.dumps(namespace)]
@@ -75,7 +83,7 @@ class StreamProducer:
         self._max_batch = max_batch
         self._retry_deadline_s = retry_deadline_s
         self._pending: list[tuple[bytes, bytes]] = []  # (event JSON, time ms)
-        self._written = 0
+        self._written = first_seq - 1
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -167,37 +175,57 @@ class StreamProducer:
         )
 
     async def _write(self, batch: list[tuple[bytes, bytes]]) -> None:
-        keys = self._keys
-        first_seq = self._written + 1
+        if self._written == 0:
+            await self._write_first(batch)
+            return
+        keys, first_seq = self._keys, self._written + 1
         node = await node_for(self._redis, keys.events)  # a cluster runs MULTI on the slot's master
         pipe = node.pipeline(transaction=True)
-        for offset, (event_json, time_ms) in enumerate(batch):
-            seq = first_seq + offset
-            if seq == 1:
-                pipe.execute_command(
-                    "EVAL",
-                    _ANNOUNCE_LUA,
-                    2,
-                    keys.events,
-                    keys.dispatch,
-                    event_json,
-                    time_ms,
-                    *self._dispatch_fields,
-                )
-            else:
-                # NOMKSTREAM: a late write must not recreate a message whose keys expired.
-                fields: dict[FieldT, EncodableT] = {EVENT_FIELD: event_json, TIME_FIELD: time_ms}
-                pipe.xadd(keys.events, fields, id=f"0-{seq}", nomkstream=True)
+        for seq, (event_json, time_ms) in enumerate(batch, start=first_seq):
+            # NOMKSTREAM: a late write must not recreate a message whose keys expired.
+            fields: dict[FieldT, EncodableT] = {EVENT_FIELD: event_json, TIME_FIELD: time_ms}
+            pipe.xadd(keys.events, fields, id=f"0-{seq}", nomkstream=True)
         for reply in await pipe.execute(raise_on_error=False):
-            if isinstance(reply, ResponseError) and slot_moved(reply):
-                await refresh_slots(self._redis)
-                raise SlotMovedError(f"slot of {self.message_id} moved: {reply}") from reply
-            if isinstance(reply, ResponseError) and _DUPLICATE_ID not in str(reply):
-                raise reply
+            await self._check(reply)
             if reply is None:
                 raise MessageExpiredError(
                     f"events stream of {self.message_id} is gone (ended and expired): event not written"
                 )
+
+    async def _write_first(self, batch: list[tuple[bytes, bytes]]) -> None:
+        """The first batch and the announcement, in one script that writes nothing into an existing
+        stream: a retry of this producer's own write (its reply was lost) finds its event 1 there."""
+        await check_partition_count(self._redis, self._keyspace)  # would a worker read where it announces?
+        keys = self._keys
+        pairs = [value for event in batch for value in event]
+        node = await node_for(self._redis, keys.events)
+        try:
+            written = await node.execute_command(  # type: ignore[no-untyped-call]
+                "EVAL",
+                _ANNOUNCE_LUA,
+                2,
+                keys.events,
+                keys.dispatch,
+                len(batch),
+                *pairs,
+                *self._dispatch_fields,
+            )
+        except ResponseError as exc:
+            await self._check(exc)
+            raise
+        if written:
+            return
+        stored = await self._redis.xrange(keys.events, min="0-1", max="0-1")
+        event_json, time_ms = batch[0]
+        if not stored or stored[0][1] != {EVENT_FIELD: event_json, TIME_FIELD: time_ms}:
+            raise MessageIdInUseError(f"message {self.message_id} already has other events: nothing written")
+
+    async def _check(self, reply: object) -> None:
+        if isinstance(reply, ResponseError) and slot_moved(reply):
+            await refresh_slots(self._redis)
+            raise SlotMovedError(f"slot of {self.message_id} moved: {reply}") from reply
+        if isinstance(reply, ResponseError) and _DUPLICATE_ID not in str(reply):
+            raise reply
 
 
 async def publish_events(
@@ -212,25 +240,34 @@ async def publish_events(
     """Write all `events` of one message and announce it; return its message id.
 
     The id defaults to the `id` of the first event (its `message-start`).
+    Publishing is a retry-safe operation: the same events again write nothing,
+    and a publish cut short is completed by running it again.
+
+    Raises:
+        MessageIdInUseError: other events are stored under the id (nothing is written).
+        MessageEndedError: an event follows the message's end.
     """
-    producer: StreamProducer | None = None
-    try:
-        async for event in _aiter(events):
-            if producer is None:
-                producer = StreamProducer(
-                    redis,
-                    message_id or _id_of_start(event),
-                    keyspace=keyspace,
-                    namespace=namespace,
-                    node=node,
-                )
-            await producer.send(event)
-    finally:
-        if producer is not None:
-            await producer.aclose()
-    if producer is None:
+    listed = [dict(event) async for event in _aiter(events)]
+    if not listed:
         raise ValueError("no events to publish")
-    return producer.message_id
+    chosen = message_id or _id_of_start(listed[0])
+    space = keyspace or default_keyspace()
+    entries = await redis.xrange(space.message(chosen).events)
+    stored = [orjson.loads(fields.get(EVENT_FIELD, b"null")) for _, fields in entries]
+    wanted = [orjson.loads(orjson.dumps(event)) for event in listed]
+    if stored == wanted:
+        return chosen  # published before: nothing to do
+    if stored and (len(stored) > len(wanted) or wanted[: len(stored)] != stored):
+        raise MessageIdInUseError(
+            f"message {chosen} already has {len(stored)} events, and these {len(wanted)} differ from them: "
+            "nothing written"
+        )
+    async with StreamProducer(
+        redis, chosen, keyspace=space, namespace=namespace, node=node, first_seq=len(stored) + 1
+    ) as producer:
+        for event in listed[len(stored) :]:
+            await producer.send(event)
+    return chosen
 
 
 def _id_of_start(event: Mapping[str, Any]) -> str:

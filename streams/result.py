@@ -9,7 +9,7 @@ from langchain_core.messages import AIMessage, messages_from_dict
 from lcstream.streams.cluster import LiveSubscription, RedisClient
 from lcstream.streams.errors import MessageFailedError
 from lcstream.streams.frames import TERMINAL_KINDS, Frame, Outcome
-from lcstream.streams.keys import Keyspace
+from lcstream.streams.keys import Keyspace, default_keyspace
 from lcstream.streams.reader import read_outcome
 
 
@@ -27,7 +27,7 @@ async def result(
         MessageFailedError: the message ended failed (its code and message).
         TimeoutError: no outcome within `timeout_s`.
     """
-    keys = (keyspace or Keyspace()).message(message_id)
+    keys = (keyspace or default_keyspace()).message(message_id)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     # Subscribed before the first read, so the end can't slip between.
     live = await LiveSubscription.open(redis, keys.live)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lcstream.streams.cluster import RedisClient, node_for
-from lcstream.streams.errors import LcstreamError
+from lcstream.streams.errors import LcstreamError, MessageNotFoundError
 from lcstream.streams.frames import Outcome
 from lcstream.streams.keys import Keyspace
 
@@ -75,7 +75,8 @@ async def retry_dead_letter(redis: RedisClient, keyspace: Keyspace, message_id: 
     or where the limits changed; frames restart at seq 1.
 
     Raises:
-        RetryRefusedError: M completed, or its events are gone.
+        RetryRefusedError: M completed.
+        MessageNotFoundError: its events are gone (expired or never written).
     """
     keys = keyspace.message(message_id)
     raw = await redis.get(keys.result)
@@ -84,7 +85,7 @@ async def retry_dead_letter(redis: RedisClient, keyspace: Keyspace, message_id: 
     retry = (await node_for(redis, keys.dispatch)).register_script(RETRY_LUA)  # keys share a slot
     dispatch_id = await retry(keys=[keys.events, keys.out, keys.result, keys.dispatch], args=[message_id])
     if not dispatch_id:
-        raise RetryRefusedError(
+        raise MessageNotFoundError(
             f"events of {message_id} are gone (expired or never written): publish them again"
         )
     announced = bytes(dispatch_id).decode()

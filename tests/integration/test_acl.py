@@ -260,7 +260,7 @@ async def test_producer_worker_and_reader_work_under_their_users(
     assert json.loads(done.stdout)["error"]["code"] == "invalid_json"
     done = run_lcstream("dead", "list", "--json", env=reader_env)
     assert done.returncode == 0, done.stderr
-    listed = [json.loads(line) for line in done.stdout.splitlines()]
+    listed = json.loads(done.stdout)
     assert {(d["message_id"], d["reason"]) for d in listed} == {(d.message_id, d.reason) for d in letters}
 
     # The operator re-runs the poison message with the worker's user; it is dead-lettered again.
@@ -426,8 +426,8 @@ async def test_each_role_is_refused_outside_its_job(acl_server: AclServer, admin
         ("command", lambda: worker.eval("return 1", 0)),
         ("key", lambda: worker.get("other:{0}:x:result")),
         # The producer can neither read outcomes nor forge frames, dead letters or live frames.
-        ("command", lambda: producer.get(k["result"])),
-        ("command", lambda: producer.xrange(k["out"])),
+        ("key", lambda: producer.get(k["result"])),
+        ("key", lambda: producer.xrange(k["out"])),
         ("key", lambda: producer.xadd(k["out"], {"f": b"forged"}, id="0-2")),
         ("key", lambda: producer.xadd(k["dead"], {"m": "forged"})),
         ("key", lambda: producer.eval("return 1", 1, k["result"])),

@@ -61,4 +61,4 @@ async def test_a_wrong_password_ends_the_worker_with_one_line(tmp_path: Path) ->
     lines = [line for line in worker.log_path.read_text().splitlines() if line.strip()]
     assert code == 3
     assert len(lines) == 1, lines
-    assert "refused the worker" in lines[0] and "wrong-password" not in lines[0]
+    assert lines[0].startswith("lcstream worker: Redis refused") and "wrong-password" not in lines[0]

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from lcstream.config import load_settings
-from lcstream.streams.attach import AttachedStream, MessageNotFoundError, attach
-from lcstream.streams.errors import LcstreamError, MessageFailedError
+from lcstream.streams.attach import AttachedStream, attach
+from lcstream.streams.errors import LcstreamError, MessageFailedError, MessageNotFoundError
 from lcstream.streams.frames import Frame, FrameKind
 from lcstream.streams.producer import StreamProducer, publish_events
 from lcstream.streams.reader import read_frames

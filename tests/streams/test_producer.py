@@ -124,8 +124,8 @@ async def test_small_batches_write_everything_in_order(
     assert producer.written == 10
 
     assert await stored_events(any_redis) == events
-    assert sum(batches) == 10
-    assert len(batches) >= 4
+    assert sum(batches) == 10 - 3  # the first three went with the announcement, in one script
+    assert len(batches) >= 3
     assert max(batches) <= 3
     assert await any_redis.xlen(KEYS.dispatch) == 1
 

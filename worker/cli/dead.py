@@ -3,75 +3,78 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
-import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from lcstream.streams.errors import LcstreamError
+from lcstream.config import load_settings
+from lcstream.streams.cluster import RedisClient
+from lcstream.streams.keys import Keyspace
 from lcstream.worker.cli.common import (
-    EXIT_FAILED,
     ConfigOption,
+    JsonOption,
     RedisUrlOption,
-    err,
-    settings_or_exit,
+    print_json,
+    print_rows,
+    reports_errors,
     with_redis,
 )
-from lcstream.worker.deadletters import list_dead_letters, retry_dead_letter
+from lcstream.worker.deadletters import DeadLetter, list_dead_letters, retry_dead_letter
 
 dead_app = typer.Typer(
     no_args_is_help=True,
+    rich_markup_mode=None,
     help="Dead letters: messages failed for bad input, a silent producer, or too many deliveries.",
 )
 
 
 @dead_app.command("list")
+@reports_errors
 def dead_list(
     count: Annotated[int, typer.Option(min=1, help="Newest entries to show.")] = 50,
     message_id: Annotated[str | None, typer.Option(help="Only this message's dead letters.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array, [] when there are none.")] = False,
     config: ConfigOption = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
     """List dead letters, newest first."""
-    settings = settings_or_exit(config, redis_url=redis_url)
-    letters = with_redis(
-        settings,
-        lambda redis, keyspace: list_dead_letters(redis, keyspace, count=count, message_id=message_id),
-    )
+    settings = load_settings(config, redis_url=redis_url)
+
+    async def work(redis: RedisClient, keyspace: Keyspace) -> tuple[list[DeadLetter], int]:
+        letters = await list_dead_letters(redis, keyspace, count=count, message_id=message_id)
+        return letters, await redis.xlen(keyspace.dead)
+
+    letters, total = with_redis(settings, work)
     if as_json:
-        for letter in letters:
-            typer.echo(orjson.dumps(dataclasses.asdict(letter)).decode())
+        print_json([dataclasses.asdict(letter) for letter in letters])
         return
-    table = Table(title=f"{len(letters)} dead letters (newest first)")
-    for column in ("message", "reason", "deliveries", "when (UTC)", "error"):
-        table.add_column(column, overflow="fold")
-    for letter in letters:
-        when = (
-            datetime.fromtimestamp(letter.time_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-            if letter.time_ms
-            else "?"
-        )
-        table.add_row(letter.message_id, letter.reason, str(letter.deliveries), when, letter.error)
-    Console().print(table)
+    of_whom = f" of {message_id}" if message_id else ""
+    title = f"{len(letters)} dead letters{of_whom} shown, newest first; {total} in {settings.prefix}:dead"
+    rows = [
+        (letter.message_id, letter.reason, letter.deliveries, _when(letter.time_ms), letter.error)
+        for letter in letters
+    ]
+    print_rows(title, ("message", "reason", "deliveries", "when (UTC)", "error"), rows)
+
+
+def _when(time_ms: int | None) -> str:
+    return datetime.fromtimestamp(time_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S") if time_ms else "?"
 
 
 @dead_app.command("retry")
+@reports_errors
 def dead_retry(
     message_id: Annotated[str, typer.Argument(help="The dead-lettered message to run again.")],
+    as_json: JsonOption = False,
     config: ConfigOption = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
     """Clear a failed message's outcome and frames and announce it again (frames restart at seq 1)."""
-    settings = settings_or_exit(config, redis_url=redis_url)
-    try:
-        dispatch_id = with_redis(
-            settings, lambda redis, keyspace: retry_dead_letter(redis, keyspace, message_id)
-        )
-    except LcstreamError as exc:
-        err.print(f"[red]retry refused:[/red] {exc}")
-        raise typer.Exit(EXIT_FAILED) from None
-    typer.echo(f"{message_id} announced again as dispatch entry {dispatch_id}")
+    settings = load_settings(config, redis_url=redis_url)
+    dispatch_id = with_redis(settings, lambda redis, keyspace: retry_dead_letter(redis, keyspace, message_id))
+    if as_json:
+        print_json({"message_id": message_id, "dispatch_id": dispatch_id})
+    else:
+        sys.stdout.write(f"{message_id} announced again as dispatch entry {dispatch_id}\n")

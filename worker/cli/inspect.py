@@ -1,33 +1,33 @@
-"""Operator commands that look at messages: `tail`, `replay`, `export`, `stats`."""
+"""Commands that look at one message: `tail`, `result`, `replay`, `export`."""
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import sys
-import time
 from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from lcstream.config import load_settings
 from lcstream.streams.cluster import RedisClient
 from lcstream.streams.frames import Frame, FrameKind, Outcome
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.reader import read_outcome
+from lcstream.streams.reader import DEFAULT_WAIT_FOR_START_S, read_outcome
 from lcstream.streams.subscribe import subscribe
 from lcstream.worker.cli.common import (
-    EXIT_ABSENT,
-    EXIT_FAILED,
     ConfigOption,
+    ExitCode,
+    JsonOption,
     RedisUrlOption,
-    err,
-    settings_or_exit,
+    fail,
+    out,
+    print_json,
+    reports_errors,
     with_redis,
 )
-from lcstream.worker.engine.handler import MessageHandler
+from lcstream.worker.engine.handler import GIVEN_UP_REASONS, MessageHandler
 from lcstream.worker.jobs.reassembly import rebuild
 
 MessageIdArgument = Annotated[str, typer.Argument(help="The message id.")]
@@ -73,38 +73,77 @@ class _TailPrinter:
             self._section = None
 
 
+@reports_errors
 def tail(
     message_id: MessageIdArgument,
     after: Annotated[int, typer.Option(min=0, help="Start after this frame seq.")] = 0,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for a message that does not exist yet, as long as it takes.")
+    ] = False,
+    wait_s: Annotated[
+        float, typer.Option(min=0, help="How long a message that does not exist yet is waited for.")
+    ] = DEFAULT_WAIT_FOR_START_S,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON frame per line.")] = False,
     config: ConfigOption = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Follow a message live (text, reasoning, tool calls), then its outcome; exit 1 if it failed."""
-    settings = settings_or_exit(config, redis_url=redis_url)
-    printer = _TailPrinter(Console(highlight=False))
+    """Follow a message live (text, reasoning, tool calls), then its outcome; exit 1 if it failed, 4 if
+    nothing of it appeared within --wait-s. Past the last frame of an ended message it ends at once."""
+    settings = load_settings(config, redis_url=redis_url)
+    printer = _TailPrinter(out)
 
     async def work(redis: RedisClient, keyspace: Keyspace) -> Frame | None:
         last = None
-        async for frame in subscribe(redis, message_id, after=after, keyspace=keyspace):
-            printer.show(frame)
+        wait_for_start_s = None if wait else wait_s
+        async for frame in subscribe(
+            redis, message_id, after=after, keyspace=keyspace, wait_for_start_s=wait_for_start_s
+        ):
+            if as_json:
+                sys.stdout.buffer.write(frame.live_json() + b"\n")
+                sys.stdout.flush()
+            else:
+                printer.show(frame)
             last = frame
         return last
 
     last = with_redis(settings, work)
     if last is not None and last.kind is FrameKind.ERROR:
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(ExitCode.FAILED)
 
 
+@reports_errors
+def result(
+    message_id: MessageIdArgument,
+    config: ConfigOption = None,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Print the stored outcome JSON of a message; exit 1 if it failed, 4 if it has none."""
+    settings = load_settings(config, redis_url=redis_url)
+    outcome = with_redis(settings, lambda redis, keyspace: read_outcome(redis, message_id, keyspace))
+    if outcome is None:
+        fail(ExitCode.ABSENT, f"no outcome for {message_id} (not finished, expired, or never published)")
+    sys.stdout.buffer.write(orjson.dumps(orjson.loads(outcome.to_json()), option=orjson.OPT_INDENT_2) + b"\n")
+    if outcome.status != "completed":
+        raise typer.Exit(ExitCode.FAILED)
+
+
+@reports_errors
 def replay(
     message_id: MessageIdArgument,
     diff: Annotated[
         bool, typer.Option("--diff", help="Compare with the stored outcome; exit 1 if different.")
     ] = False,
+    as_json: JsonOption = False,
     config: ConfigOption = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Rebuild a message offline from its stored events; print its projections and AIMessage."""
-    settings = settings_or_exit(config, redis_url=redis_url)
+    """Rebuild a message offline from its stored events; print its projections and AIMessage.
+
+    With --diff, an outcome the worker gave for a reason outside the events
+    (`idle_timeout`, `max_open_time`, `max_deliveries`, `wrong_type`,
+    `invalid_dispatch`) is not a difference: the events alone can't make it.
+    """
+    settings = load_settings(config, redis_url=redis_url)
 
     async def work(
         redis: RedisClient, keyspace: Keyspace
@@ -115,21 +154,56 @@ def replay(
 
     handler, frames, stored = with_redis(settings, work)
     if handler.event_count == 0 and handler.outcome is None:
-        err.print(f"no events stored for {message_id} (never published, or expired)")
-        raise typer.Exit(EXIT_ABSENT)
+        fail(ExitCode.ABSENT, f"no events stored for {message_id} (never published, or expired)")
     rebuilt = handler.outcome
-    _print_projections(frames, rebuilt, handler.event_count)
-    if not diff:
-        return
+    verdict = _compare(rebuilt, stored) if diff else None
+    if as_json:
+        print_json(_replay_report(handler.event_count, frames, rebuilt, stored, verdict))
+    else:
+        _print_projections(frames, rebuilt, handler.event_count)
+        if verdict == "different" and stored is not None:
+            mine = _pretty(rebuilt.to_json() if rebuilt else b'{"status": "incomplete"}')
+            sys.stdout.writelines(
+                difflib.unified_diff(_pretty(stored.to_json()), mine, "stored R(M)", "rebuilt")
+            )
+        elif verdict is not None:
+            sys.stdout.write(
+                _VERDICTS[verdict].format(code=(stored.error or {}).get("code") if stored else "") + "\n"
+            )
+    if verdict == "absent":
+        raise typer.Exit(ExitCode.ABSENT)
+    if verdict == "different":
+        raise typer.Exit(ExitCode.FAILED)
+
+
+_VERDICTS = {
+    "equal": "rebuilt outcome equals the stored one",
+    "given up": "stored outcome failed {code}, for a reason outside the events: nothing to compare",
+    "absent": "no stored outcome to compare with",
+}
+
+
+def _compare(rebuilt: Outcome | None, stored: Outcome | None) -> str:
+    """equal, different, absent (nothing stored), or given up (failed for a reason outside the events)."""
     if stored is None:
-        err.print(f"no stored outcome for {message_id} to compare with")
-        raise typer.Exit(EXIT_ABSENT)
-    if rebuilt is None or orjson.loads(rebuilt.to_json()) != orjson.loads(stored.to_json()):
-        mine = _pretty(rebuilt.to_json() if rebuilt else b'{"status": "incomplete"}')
-        theirs = _pretty(stored.to_json())
-        sys.stdout.writelines(difflib.unified_diff(theirs, mine, "stored R(M)", "rebuilt"))
-        raise typer.Exit(EXIT_FAILED)
-    sys.stdout.write("rebuilt outcome equals the stored one\n")
+        return "absent"
+    if stored.error is not None and stored.error["code"] in GIVEN_UP_REASONS:
+        return "given up"
+    if rebuilt is not None and orjson.loads(rebuilt.to_json()) == orjson.loads(stored.to_json()):
+        return "equal"
+    return "different"
+
+
+def _replay_report(
+    events: int, frames: list[Frame], rebuilt: Outcome | None, stored: Outcome | None, verdict: str | None
+) -> dict[str, Any]:
+    return {
+        "events": events,
+        "frames": [orjson.loads(frame.live_json()) for frame in frames],
+        "outcome": orjson.loads(rebuilt.to_json()) if rebuilt else None,
+        "stored": orjson.loads(stored.to_json()) if stored else None,
+        "comparison": verdict,
+    }
 
 
 def _pretty(raw: bytes) -> list[str]:
@@ -158,11 +232,12 @@ def _print_projections(frames: list[Frame], outcome: Outcome | None, events: int
     sys.stdout.write("\n".join(lines) + "\n")
 
 
+@reports_errors
 def export(
     message_id: MessageIdArgument, config: ConfigOption = None, redis_url: RedisUrlOption = None
 ) -> None:
-    """Write a message's stored events as JSONL to stdout (`lcstream publish` reads it back)."""
-    settings = settings_or_exit(config, redis_url=redis_url)
+    """Write a message's stored events as JSONL to stdout (`lcstream publish -` reads it back)."""
+    settings = load_settings(config, redis_url=redis_url)
 
     async def work(redis: RedisClient, keyspace: Keyspace) -> list[bytes]:
         entries = await redis.xrange(keyspace.message(message_id).events)
@@ -170,83 +245,5 @@ def export(
 
     events = with_redis(settings, work)
     if not events:
-        err.print(f"no events stored for {message_id} (never published, or expired)")
-        raise typer.Exit(EXIT_ABSENT)
+        fail(ExitCode.ABSENT, f"no events stored for {message_id} (never published, or expired)")
     sys.stdout.buffer.writelines(raw + b"\n" for raw in events)
-
-
-def stats(
-    sample_s: Annotated[
-        float, typer.Option(min=0, help="Measure throughput over this long (0: skip).")
-    ] = 1.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    config: ConfigOption = None,
-    redis_url: RedisUrlOption = None,
-) -> None:
-    """Consumer group, pending and lag per partition, consumers, dead letters, throughput."""
-    settings = settings_or_exit(config, redis_url=redis_url)
-
-    async def work(redis: RedisClient, keyspace: Keyspace) -> dict[str, Any]:
-        first = await _group_rows(redis, keyspace, settings.group)
-        started = time.monotonic()
-        if sample_s:
-            await asyncio.sleep(sample_s)  # the measuring window
-            second = await _group_rows(redis, keyspace, settings.group)
-            elapsed_s = time.monotonic() - started
-            for before, after in zip(first, second, strict=True):
-                after["claimed_per_s"] = round(
-                    (after["entries_read"] - before["entries_read"]) / elapsed_s, 1
-                )
-            first = second
-        return {
-            "group": settings.group,
-            "partitions": first,
-            "open_messages": sum(p["pending"] for p in first),
-            "lag": sum(p["lag"] or 0 for p in first),
-            "dead_letters": await redis.xlen(keyspace.dead),
-        }
-
-    report = with_redis(settings, work)
-    if as_json:
-        sys.stdout.write(orjson.dumps(report).decode() + "\n")
-        return
-    console = Console(highlight=False)
-    table = Table(title=f"group {report['group']}: {report['open_messages']} open, lag {report['lag']}")
-    for column in (
-        "partition",
-        "dispatch len",
-        "pending",
-        "lag",
-        "claimed/s",
-        "consumers (pending, idle ms)",
-    ):
-        table.add_column(column)
-    for p in report["partitions"]:
-        consumers = ", ".join(f"{c['name']} ({c['pending']}, {c['idle_ms']})" for c in p["consumers"])
-        table.add_row(
-            str(p["partition"]), str(p["length"]), str(p["pending"]), str(p["lag"]),
-            str(p.get("claimed_per_s", "-")), consumers or "-",
-        )  # fmt: skip
-    console.print(table)
-    console.print(f"dead letters: {report['dead_letters']}")
-
-
-async def _group_rows(redis: RedisClient, keyspace: Keyspace, group: str) -> list[dict[str, Any]]:
-    rows = []
-    for k, dispatch in enumerate(keyspace.all_dispatch()):
-        row: dict[str, Any] = {"partition": k, "length": await redis.xlen(dispatch), "pending": 0,
-                               "lag": None, "entries_read": 0, "consumers": []}  # fmt: skip
-        groups = await redis.xinfo_groups(dispatch) if row["length"] or await redis.exists(dispatch) else []
-        mine = next((g for g in groups if g["name"].decode() == group), None)
-        if mine is not None:
-            row |= {
-                "pending": mine["pending"],
-                "lag": mine.get("lag"),
-                "entries_read": mine.get("entries-read") or 0,
-            }
-            consumers = await redis.xinfo_consumers(dispatch, group)
-            row["consumers"] = [
-                {"name": c["name"].decode(), "pending": c["pending"], "idle_ms": c["idle"]} for c in consumers
-            ]
-        rows.append(row)
-    return rows

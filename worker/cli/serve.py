@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from lcstream.worker.cli.common import ConfigOption, RedisUrlOption, settings_or_exit
+from lcstream.config import load_settings
+from lcstream.worker.cli.common import ConfigOption, RedisUrlOption, reports_errors
 from lcstream.worker.observability.logs import configure_logging
 
 # On SIGTERM, open SSE streams end at once (sse-starlette watches uvicorn's exit flag); this bounds
@@ -24,6 +25,7 @@ SEND_BUFFER_BYTES = 256 * 1024
 STALLED_CONNECTION_TIMEOUT_MS = 30_000
 
 
+@reports_errors
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
@@ -35,7 +37,7 @@ def serve(
 
     from lcstream.worker.gateway import create_app
 
-    settings = settings_or_exit(config, redis_url=redis_url)
+    settings = load_settings(config, redis_url=redis_url)
     configure_logging(settings.log_level, settings.log_format)
     server_config = uvicorn.Config(
         create_app(settings),

@@ -100,7 +100,7 @@ async def run_demo(settings: Settings, *, messages: int, pace_s: float, console:
     """Run the demo against `settings.redis_url`; return 0 when every outcome matched in-process."""
     warnings.filterwarnings("ignore", category=LangChainBetaWarning)  # v3 streaming is the point here
     redis = connect_single(settings.redis_url, socket_timeout_s=settings.socket_timeout_s)
-    keyspace = Keyspace(settings.prefix, settings.partitions)
+    keyspace = Keyspace.from_settings(settings)
     worker = Worker(redis, settings)
     run_ids = [uuid.uuid4() for _ in range(messages)]
     ids = [f"lc_run--{run_id}" for run_id in run_ids]  # the id langchain gives a run's message

@@ -20,6 +20,12 @@ from lcstream.worker.engine.batch import DeadLetter, Ending, MessageWrite
 
 Entry = tuple[bytes, Mapping[bytes, bytes]]
 
+# Why a worker fails a message for a reason its events don't hold (its producer, its keys, its dispatch
+# entry, its deliveries): rebuilding the message from its events can't reproduce these outcomes.
+GIVEN_UP_REASONS = frozenset(
+    {"idle_timeout", "max_open_time", "max_deliveries", "wrong_type", "invalid_dispatch"}
+)
+
 
 class MessageHandler:
     """Feeds the entries of `E(M)` into the message's stream, in order, and remembers where it is.

@@ -25,6 +25,7 @@ from lcstream.streams.cluster import (
     node_for,
     slot_moved,
 )
+from lcstream.streams.partition_count import record_partition_count
 from lcstream.worker.engine.leases import Leases
 from lcstream.worker.engine.link import NodeLink
 from lcstream.worker.engine.partition import Partition
@@ -104,6 +105,7 @@ class Worker:
         return self.stats
 
     async def _ensure_groups(self) -> None:
+        await record_partition_count(self.redis, self.keyspace)
         for dispatch in self.keyspace.all_dispatch():
             try:
                 await self.redis.xgroup_create(dispatch, self.settings.group, id="0", mkstream=True)

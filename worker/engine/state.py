@@ -24,7 +24,7 @@ class WorkerState:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.keyspace = Keyspace(settings.prefix, settings.partitions)
+        self.keyspace = Keyspace.from_settings(settings)
         self.limits = EventLimits(settings.max_event_bytes, settings.max_json_depth)
         self.stats = WorkerStats()
         self.health = Health(settings.partitions)

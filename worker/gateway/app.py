@@ -58,7 +58,7 @@ def create_app(settings: Settings) -> Starlette:
             cert_file=settings.tls_cert_file,
             key_file=settings.tls_key_file,
         )
-        keyspace = Keyspace(settings.prefix, settings.partitions)
+        keyspace = Keyspace.from_settings(settings)
         gateway = Gateway(
             settings=settings,
             redis=redis,

@@ -25,8 +25,8 @@ from redis.asyncio import Redis
 
 from lcstream.config import Settings
 from lcstream.streams.ending import MessageState, end_message, message_state
-from lcstream.streams.errors import LcstreamError
-from lcstream.streams.jobqueue import MessageIdInUseError, ModelInput, run_id_of
+from lcstream.streams.errors import LcstreamError, MessageIdInUseError
+from lcstream.streams.jobqueue import ModelInput, run_id_of
 from lcstream.streams.keys import Keyspace
 from lcstream.streams.tee import tee_stream
 

@@ -7,8 +7,8 @@ rewrites `R(M)` and `O(M)` together, in one transaction, keeping their
 remaining retention. Frames are rewritten too so that `O(M)`'s last frame and
 `R(M)` never disagree; nothing is published on `L(M)`, since the message ended
 before. Messages in flight are not touched (their worker owns them), nor are
-messages failed for a reason outside their events (`idle_timeout`,
-`max_deliveries`), which their events alone can't reproduce.
+messages failed for a reason outside their events (`GIVEN_UP_REASONS`:
+`idle_timeout`, `max_deliveries`, ...), which their events alone can't reproduce.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from lcstream.streams.frames import Frame, FrameKind, Outcome
 from lcstream.streams.keys import Keyspace, MessageKeys
 from lcstream.streams.reader import read_frames, read_outcome
 from lcstream.worker.engine.announcement import Announcement
-from lcstream.worker.engine.handler import Entry, MessageHandler
+from lcstream.worker.engine.handler import GIVEN_UP_REASONS, Entry, MessageHandler
 
 log = structlog.get_logger("lcstream.jobs")
 
@@ -63,6 +63,8 @@ async def reassemble_message(
     stored = await read_outcome(redis, message_id, keyspace)
     if stored is None:
         return {"message_id": message_id, "status": "open", "changed": False}
+    if stored.error is not None and stored.error["code"] in GIVEN_UP_REASONS:
+        return {"message_id": message_id, "status": stored.status, "changed": False}
     stored_frames = await read_frames(redis, message_id, keyspace)
     start = stored_frames[0].data if stored_frames and stored_frames[0].kind is FrameKind.START else {}
     handler, frames = rebuild(

@@ -64,7 +64,7 @@ async def reassemble(ctx: dict[str, Any], message_id: str) -> dict[str, Any]:
 
 
 def _keyspace(settings: Settings) -> Keyspace:
-    return Keyspace(settings.prefix, settings.partitions)
+    return Keyspace.from_settings(settings)
 
 
 def job_grace_s(settings: Settings) -> int:

@@ -11,10 +11,9 @@ import pytest
 from redis.asyncio import Redis
 
 from lcstream.streams.ending import MessageState
-from lcstream.streams.errors import InvalidMessageIdError
+from lcstream.streams.errors import InvalidMessageIdError, MessageIdInUseError
 from lcstream.streams.frames import FrameKind
 from lcstream.streams.jobqueue import (
-    MessageIdInUseError,
     cancel_generation,
     enqueue_generation,
     enqueue_reassembly,
