@@ -7,10 +7,10 @@ import time
 from langchain_core.messages import AIMessage, messages_from_dict
 
 from lcstream.streams.cluster import LiveSubscription, RedisClient
-from lcstream.streams.errors import MessageFailedError
+from lcstream.streams.errors import MessageFailedError, MessageNotFoundError
 from lcstream.streams.frames import TERMINAL_KINDS, Frame, Outcome
 from lcstream.streams.keys import Keyspace, default_keyspace
-from lcstream.streams.reader import read_outcome
+from lcstream.streams.reader import DEFAULT_WAIT_FOR_START_S, read_outcome
 
 
 async def result(
@@ -20,15 +20,19 @@ async def result(
     *,
     keyspace: Keyspace | None = None,
     poll_s: float = 1.0,
+    wait_for_start_s: float | None = DEFAULT_WAIT_FOR_START_S,
 ) -> AIMessage:
     """The assembled `AIMessage` of M, waiting up to `timeout_s` (None: as long as it takes).
 
     Raises:
         MessageFailedError: the message ended failed (its code and message).
+        MessageNotFoundError: nothing of M (events, frames, outcome) appeared within
+            `wait_for_start_s` (None: wait for its producer, e.g. a queued job).
         TimeoutError: no outcome within `timeout_s`.
     """
     keys = (keyspace or default_keyspace()).message(message_id)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    give_up_at = None if wait_for_start_s is None else time.monotonic() + wait_for_start_s
     # Subscribed before the first read, so the end can't slip between.
     live = await LiveSubscription.open(redis, keys.live)
     try:
@@ -36,6 +40,10 @@ async def result(
             outcome = await read_outcome(redis, message_id, keyspace)
             if outcome is not None:
                 return _message_of(message_id, outcome)
+            if give_up_at is not None and time.monotonic() > give_up_at:
+                if not await redis.exists(keys.events, keys.out):
+                    raise MessageNotFoundError(f"no message {message_id}: no events, frames or outcome")
+                give_up_at = None  # it exists: from now on only `timeout_s` bounds the wait
             await _until_terminal_frame(live, poll_s, deadline, message_id, timeout_s)
     finally:
         await live.aclose()

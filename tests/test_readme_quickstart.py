@@ -23,7 +23,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
+from lcstream.streams.keys import Keyspace
 from tests.conftest import free_port
 from tests.docs_support import HELLO, HELLO_ID, README, section, shell_lines, write_block
 
@@ -78,14 +80,19 @@ class Session:
         return next(log for p, log in self.background if p is process).read_text()
 
 
-@pytest.fixture
-def terminal(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Session]:
+# The quickstart as written, with the defaults and with a prefix and partition count of its own: the
+# worker, the CLI and the README's Python scripts read the same environment and must agree unprompted.
+SETTINGS = [{}, {"LCSTREAM_PREFIX": "acme", "LCSTREAM_PARTITIONS": "4"}]
+
+
+@pytest.fixture(params=SETTINGS, ids=["defaults", "acme-4-partitions"])
+def terminal(worker_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Session]:
     (tmp_path / "docs" / "examples").mkdir(parents=True)
     shutil.copy(HELLO, tmp_path / "docs" / "examples" / HELLO.name)
     write_block("producer.py", tmp_path)
     write_block("follow.py", tmp_path)
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    session = Session(tmp_path, {**worker_env, "PATH": path, "COLUMNS": "200"})
+    session = Session(tmp_path, {**worker_env, **request.param, "PATH": path, "COLUMNS": "200"})
     yield session
     for process, _ in session.background:
         if process.poll() is None:
@@ -175,3 +182,13 @@ def test_the_readme_quickstart_runs(terminal: Session) -> None:
     assert terminal.stop(gateway) == -signal.SIGTERM, terminal.log(gateway)
     assert "Application shutdown complete." in terminal.log(gateway)
     assert terminal.stop(worker) == 0, terminal.log(worker)
+    assert "dead-lettered" not in terminal.log(worker)  # no wrong_partition: everyone agreed
+
+    # Everything went under the configured prefix, in the configured partitions.
+    prefix = terminal.env.get("LCSTREAM_PREFIX", "lcstream")
+    space = Keyspace(prefix, int(terminal.env.get("LCSTREAM_PARTITIONS", "1")))
+    with redis.Redis.from_url(terminal.env["LCSTREAM_REDIS_URL"]) as client:
+        keys = {key.decode() for key in client.scan_iter("*")}
+    assert keys and all(key.startswith(f"{prefix}:") for key in keys), sorted(keys)[:5]
+    assert {space.message(m).result for m in (HELLO_ID, message_id)} <= keys
+    assert f"{prefix}:partitions" in keys

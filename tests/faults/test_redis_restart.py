@@ -4,8 +4,9 @@ The test's own redis-server runs with `appendonly yes` and `appendfsync always`,
 so whatever it acknowledged survives the restart; it comes back on the same port
 and directory. The producers keep streaming through the outage on their own
 retries (if one raises, the test fails), the worker drops its in-memory state
-and rebuilds from its pending entries, and every message still completes exactly
-as langchain-core's in-process stream assembles it.
+and rebuilds from its pending entries, followers (`subscribe()`) resume from the
+last frame they saw, and every message still completes exactly as
+langchain-core's in-process stream assembles it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import pytest
 from redis.asyncio import Redis
 
 from lcstream.streams.connection import connect_single
+from lcstream.streams.frames import Frame
+from lcstream.streams.reader import read_frames
+from lcstream.streams.subscribe import subscribe
 from tests.conftest import RedisServer, start_redis_server, stop_redis_server
 from tests.faults.support import (
     DEAD,
@@ -37,6 +41,11 @@ MESSAGES = 20
 DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
 
 
+async def follow(client: Redis, message_id: str) -> list[Frame]:
+    """Every frame of the message, as a dashboard following it through the outage sees them."""
+    return [frame async for frame in subscribe(client, message_id, wait_for_start_s=None)]
+
+
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill9"])
 async def test_worker_and_producers_ride_out_a_redis_restart(
     tmp_path: Path, spawn: SpawnWorker, how: signal.Signals
@@ -47,8 +56,10 @@ async def test_worker_and_producers_ride_out_a_redis_restart(
     port = servers[0].port
     url = servers[0].url
     producer_client = connect_single(url, socket_timeout_s=5)
+    follower_client = connect_single(url, socket_timeout_s=5)
     check = Redis.from_url(url)
     producers: asyncio.Future[list[None]] | None = None
+    followers: asyncio.Future[list[list[Frame]]] | None = None
     try:
         worker = spawn("restart-w", url=url)
         await wait_for_log(worker, "started")
@@ -63,6 +74,8 @@ async def test_worker_and_producers_ride_out_a_redis_restart(
             )
 
         producers = asyncio.gather(*(produce(n, m) for n, m in enumerate(events_by_id)))
+        followed = list(events_by_id)[:5]
+        followers = asyncio.gather(*(follow(follower_client, m) for m in followed))
 
         async def half_claimed() -> bool:
             return await pending_count(check) >= MESSAGES // 2
@@ -89,6 +102,9 @@ async def test_worker_and_producers_ride_out_a_redis_restart(
             timeout_s=30,
             what="all outcomes after the restart",
         )
+        got = await asyncio.wait_for(followers, 30)  # raises if a follower gave up
+        for message_id, frames in zip(followed, got, strict=True):
+            assert frames == await read_frames(check, message_id), message_id
         assert worker.process.poll() is None, "the worker died with Redis"
         assert lines_of(worker, "redis-unavailable")
         await assert_all_match_oracle(check, events_by_id)
@@ -96,11 +112,13 @@ async def test_worker_and_producers_ride_out_a_redis_restart(
         assert await check.xlen(DEAD) == 0
         assert worker.terminate() == 0
     finally:
-        if producers is not None and not producers.done():
-            producers.cancel()
-            await asyncio.gather(producers, return_exceptions=True)
+        for running in (producers, followers):
+            if running is not None and not running.done():
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
         await check.aclose()
         await producer_client.aclose()
+        await follower_client.aclose()
         for server in servers:
             if server.process.poll() is None:
                 stop_redis_server(server)

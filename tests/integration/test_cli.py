@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import redis
+
+from lcstream.streams.keys import Keyspace
 from tests.conftest import conformance_cases, free_port
-from tests.integration.processes import run_lcstream
+from tests.integration.processes import LCSTREAM, run_lcstream
 
 CASES = {c["name"]: c for c in conformance_cases()}
 run = run_lcstream
@@ -87,3 +91,62 @@ def test_a_wrong_password_exits_3_without_a_traceback(worker_env: dict[str, str]
     assert done.returncode == 3
     assert "refused" in done.stderr and "Traceback" not in done.stderr
     assert "s3cr3t-pw" not in done.stderr + done.stdout
+
+
+def test_export_and_publish_round_trip_every_completed_message(
+    worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`lcstream export M | lcstream publish -` reproduces M (here under another prefix); publishing the
+    same events again is a no-op; other events under M are refused and write nothing."""
+    for case in CASES.values():
+        assert run("publish", str(write_jsonl(tmp_path / f"{case['name']}.jsonl", case["events"])),
+                   env=worker_env).returncode == 0  # fmt: skip
+    assert run("worker", "--burst", env=worker_env).returncode == 0
+    copy_env = {**worker_env, "LCSTREAM_PREFIX": "copy"}
+    completed = [c for c in CASES.values() if "output" in c["expected"]]
+    assert len(completed) >= 6
+    with redis.Redis.from_url(worker_env["LCSTREAM_REDIS_URL"]) as client:
+        for case in completed:
+            message_id, events_key = case["message_id"], Keyspace().message(case["message_id"]).events
+            exported = run("export", message_id, env=worker_env)
+            assert exported.returncode == 0, exported.stderr
+            stored = client.xrange(events_key)
+            again = publish_stdin(exported.stdout, env=worker_env)
+            assert (again.returncode, again.stdout.strip()) == (0, message_id), again.stderr
+            assert client.xrange(events_key) == stored  # nothing written twice
+            copied = publish_stdin(exported.stdout, env=copy_env)
+            assert copied.returncode == 0, copied.stderr
+        assert run("worker", "--burst", env=copy_env).returncode == 0
+        for case in completed:
+            original = json.loads(run("result", case["message_id"], env=worker_env).stdout)
+            assert json.loads(run("result", case["message_id"], env=copy_env).stdout) == original
+
+        plain = CASES["plain_text"]
+        before = client.xrange(Keyspace().message(plain["message_id"]).events)
+        other = write_jsonl(tmp_path / "other.jsonl", CASES["unicode_text"]["events"])
+        conflict = run("publish", str(other), "--message-id", plain["message_id"], env=worker_env)
+        assert conflict.returncode == 5 and "nothing written" in conflict.stderr
+        assert client.xrange(Keyspace().message(plain["message_id"]).events) == before
+
+
+def publish_stdin(events_jsonl: str, *, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [LCSTREAM, "publish", "-"], input=events_jsonl, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_tail_past_the_end_of_an_ended_message_ends_at_once(
+    worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    plain = CASES["plain_text"]
+    assert (
+        run("publish", str(write_jsonl(tmp_path / "p.jsonl", plain["events"])), env=worker_env).returncode
+        == 0
+    )
+    assert run("worker", "--burst", env=worker_env).returncode == 0
+    frames = run("tail", plain["message_id"], "--json", env=worker_env)
+    last = len(frames.stdout.splitlines())
+    assert frames.returncode == 0 and json.loads(frames.stdout.splitlines()[-1])["kind"] == "output"
+    for after in (last, last + 100):
+        done = run("tail", plain["message_id"], "--after", str(after), env=worker_env, timeout_s=10)
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", "")

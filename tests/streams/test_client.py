@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
@@ -15,6 +16,7 @@ from lcstream.config import load_settings
 from lcstream.streams.attach import AttachedStream, attach
 from lcstream.streams.errors import LcstreamError, MessageFailedError, MessageNotFoundError
 from lcstream.streams.frames import Frame, FrameKind
+from lcstream.streams.keys import Keyspace
 from lcstream.streams.producer import StreamProducer, publish_events
 from lcstream.streams.reader import read_frames
 from lcstream.streams.result import result
@@ -22,7 +24,7 @@ from lcstream.streams.snapshot import read_snapshot
 from lcstream.streams.subscribe import subscribe
 from lcstream.worker.engine.runner import Worker
 from tests.conftest import conformance_cases
-from tests.helpers import wait_for, write_events
+from tests.helpers import run_burst, running_worker, wait_for, write_events
 
 CASES = conformance_cases()
 BY_NAME = {c["name"]: c for c in CASES}
@@ -46,6 +48,10 @@ async def consume(stream: AttachedStream) -> dict[str, Any]:
     except (RuntimeError, LcstreamError, ValidationError) as exc:
         got["error"] = str(exc)
     return got
+
+
+async def collect(frames: AsyncIterator[Frame]) -> list[Frame]:
+    return [frame async for frame in frames]
 
 
 def expected_view(case: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +134,46 @@ async def test_attach_fails_a_message_with_events_after_its_end_as_a_worker_does
     got = await asyncio.wait_for(consume(attach(any_redis, "two-ends", block_ms=50)), timeout=10)
     assert got["text_deltas"] == BY_NAME["plain_text"]["expected"]["text_deltas"]
     assert got["error"].startswith("after_terminal") and "output" not in got
+
+
+async def test_following_past_the_end_of_an_ended_message_returns_at_once(real_redis: Redis) -> None:
+    case = BY_NAME["plain_text"]
+    await publish_events(real_redis, case["events"])
+    await run_burst(real_redis)
+    last = len(await read_frames(real_redis, case["message_id"]))
+    snapshot = await read_snapshot(real_redis, case["message_id"])
+    assert snapshot.seq == last and snapshot.status == "completed"
+    for after in (last, snapshot.seq, last + 50):  # the README's late joiner: snapshot, then subscribe
+        frames = subscribe(real_redis, case["message_id"], after=after, quiet_check_s=30)
+        assert await asyncio.wait_for(collect(frames), timeout=2) == []
+
+
+async def test_followers_of_a_message_that_does_not_exist_say_so_within_their_bound(any_redis: Redis) -> None:
+    for follower in (
+        collect(subscribe(any_redis, "no-such", wait_for_start_s=0.2, quiet_check_s=0.05)),
+        result(any_redis, "no-such", wait_for_start_s=0.2, poll_s=0.05),
+        attach(any_redis, "no-such", block_ms=50, wait_for_start_s=0.2).output,
+    ):
+        with pytest.raises(MessageNotFoundError, match="no-such"):
+            await asyncio.wait_for(follower, timeout=5)
+
+
+async def test_a_follower_told_to_wait_sees_a_producer_that_starts_late(real_redis: Redis) -> None:
+    case = BY_NAME["plain_text"]
+    message_id, live = case["message_id"], Keyspace().message(case["message_id"]).live
+    follower = asyncio.create_task(
+        collect(subscribe(real_redis, message_id, wait_for_start_s=None, quiet_check_s=0.05))
+    )
+
+    async def following() -> bool:
+        [(_, subscribers)] = await real_redis.pubsub_numsub(live)
+        return bool(subscribers)
+
+    async with running_worker(real_redis):
+        await wait_for(following, what="the follower to wait for the message")
+        await publish_events(real_redis, case["events"])
+        frames = await asyncio.wait_for(follower, timeout=20)
+    assert frames == await read_frames(real_redis, case["message_id"])
 
 
 async def test_attach_gives_up_on_a_message_that_never_appears(any_redis: Redis) -> None:

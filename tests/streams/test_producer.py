@@ -9,9 +9,10 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from lcstream.streams.errors import InvalidMessageIdError
+from lcstream.streams.errors import InvalidMessageIdError, MessageIdInUseError, PartitionCountError
 from lcstream.streams.events import Event, now_ms
 from lcstream.streams.keys import Keyspace, partition_of
+from lcstream.streams.partition_count import record_partition_count
 from lcstream.streams.producer import MessageEndedError, ProducerClosedError, StreamProducer, publish_events
 
 MESSAGE_ID = "lc_run--42"
@@ -232,3 +233,26 @@ async def test_partitioned_keyspace_uses_the_partition_of_each_message(any_redis
         dispatch = await entries(any_redis, f"lcstream:{{{k}}}:dispatch")
         assert [fields[b"m"] for _, fields in dispatch] == [message_id.encode()]
     assert await any_redis.exists("lcstream:{0}:dispatch", "lcstream:{4}:dispatch") == 1
+
+
+async def test_a_producer_configured_for_another_partition_count_writes_nothing(any_redis: Redis) -> None:
+    workers = Keyspace(partitions=4)
+    await record_partition_count(any_redis, workers)  # what the first worker of the prefix does
+    with pytest.raises(PartitionCountError, match="use 4 partitions"):
+        await publish_events(any_redis, text_message(), keyspace=Keyspace(partitions=1))
+    assert await any_redis.keys("lcstream:{*") == []
+    assert await publish_events(any_redis, text_message(), keyspace=workers) == MESSAGE_ID
+    with pytest.raises(PartitionCountError):  # a worker configured for another count refuses too
+        await record_partition_count(any_redis, Keyspace(partitions=2))
+
+
+async def test_an_id_in_use_by_other_events_is_refused_and_nothing_is_written(any_redis: Redis) -> None:
+    await publish_events(any_redis, text_message(words=3))
+    before = await entries(any_redis, KEYS.events)
+    with pytest.raises(MessageIdInUseError, match="nothing written"):
+        await publish_events(any_redis, text_message(words=5)[:1] + text_message(words=2)[1:])
+    with pytest.raises(MessageIdInUseError):  # a live producer under a taken id
+        async with StreamProducer(any_redis, MESSAGE_ID) as producer:
+            await producer.send({**text_message()[0], "metadata": {"another": "message"}})
+    assert await entries(any_redis, KEYS.events) == before
+    assert await any_redis.xlen(KEYS.dispatch) == 1

@@ -90,7 +90,7 @@ class CommandError(Exception):
 
 def reports_errors(command: Callable[P, None]) -> Callable[P, None]:
     """Turn what `command` raises into one line on stderr and its exit code (nothing else escapes)."""
-    name = command.__name__.removeprefix("dead_").replace("_", "-")
+    name = command.__name__.replace("_", " ")  # dead_list: "dead list"
 
     @functools.wraps(command)
     def reporting(*args: P.args, **kwargs: P.kwargs) -> None:
