@@ -19,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from lcstream.config.gateway import GatewaySettings
+
 _config_file: ContextVar[Path | None] = ContextVar("lcstream_config_file", default=None)
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -55,7 +57,7 @@ def _default_consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Settings(BaseSettings):
+class Settings(GatewaySettings):
     """Everything a producer, worker or client of lcstream can be told.
 
     Every field is settable as `LCSTREAM_<FIELD>` or as `<field> = ...` in a
@@ -133,14 +135,6 @@ class Settings(BaseSettings):
     job_timeout_s: float = Field(300.0, gt=0, description="Longest a job may run before it is cancelled.")
     job_max_tries: int = Field(3, ge=1, description="Runs of one job, counting arq's retries after a crash.")
     max_jobs: int = Field(10, ge=1, description="Jobs one arq worker runs at once.")
-    gateway_client_buffer: int = Field(
-        1000,
-        ge=1,
-        description="Frames the gateway queues for one SSE client before cutting it off as too slow.",
-    )
-    gateway_recent_messages: int = Field(
-        500, ge=1, description="Lifecycle notices the gateway keeps for GET /v1/messages."
-    )
     metrics_host: str = Field(
         "127.0.0.1", description="Address the worker serves /metrics, /livez and /readyz on."
     )

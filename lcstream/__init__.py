@@ -18,6 +18,7 @@ from lcstream.streams.errors import (
     MessageNotFoundError,
     PartitionCountError,
     RedisUnavailableError,
+    TokenError,
 )
 from lcstream.streams.frames import Frame, FrameKind, Outcome
 from lcstream.streams.jobcodec import JobFailedError
@@ -35,6 +36,7 @@ from lcstream.streams.result import result
 from lcstream.streams.snapshot import Snapshot, read_snapshot
 from lcstream.streams.subscribe import subscribe
 from lcstream.streams.tee import tee_stream
+from lcstream.streams.tokens import mint_read_token
 
 __all__ = [
     "AttachedStream",
@@ -58,11 +60,13 @@ __all__ = [
     "Settings",
     "Snapshot",
     "StreamProducer",
+    "TokenError",
     "attach",
     "cancel_generation",
     "connect",
     "enqueue_generation",
     "load_settings",
+    "mint_read_token",
     "publish_events",
     "read_events",
     "read_frames",

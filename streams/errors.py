@@ -84,3 +84,8 @@ class MessageFailedError(LcstreamError):
         self.code = code
         self.error_message = message
         super().__init__(f"message {message_id} failed ({code}): {message}")
+
+
+class TokenError(LcstreamError, ValueError):
+    """A read token that can't be minted or used: no key configured, malformed, tampered with, expired,
+    or signed by an unknown key."""

@@ -41,8 +41,9 @@ COMMANDS: dict[str, list[str]] = {
     "cancel": ["cancel", "M", "--wait-s", "0"],
     "dead list": ["dead", "list"],
     "dead retry": ["dead", "retry", "M"],
+    "token": ["token", "M"],
 }
-TALK_TO_REDIS = [c for c in COMMANDS if c not in ("worker", "serve", "demo", "health")]  # worker: waits
+TALK_TO_REDIS = [c for c in COMMANDS if c not in ("worker", "serve", "demo", "health", "token")]
 NAME_A_MESSAGE = ["tail", "result", "replay", "export", "cancel", "dead retry"]
 
 

@@ -15,6 +15,7 @@ from lcstream.worker.cli.publish import publish
 from lcstream.worker.cli.run import demo, health, worker
 from lcstream.worker.cli.serve import serve
 from lcstream.worker.cli.stats import stats
+from lcstream.worker.cli.tokens import token
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -22,6 +23,20 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: no boxes, no type column, nothing wrapped mid-word in a pipe
     help="Carry LangChain chat-model streams through Redis Streams.",
 )
-for command in (worker, serve, demo, health, publish, tail, result, replay, export, stats, enqueue, cancel):
+for command in (
+    worker,
+    serve,
+    demo,
+    health,
+    publish,
+    tail,
+    result,
+    replay,
+    export,
+    stats,
+    enqueue,
+    cancel,
+    token,
+):
     app.command()(command)
 app.add_typer(dead_app, name="dead")

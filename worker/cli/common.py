@@ -36,6 +36,7 @@ from lcstream.streams.errors import (
     MessageNotFoundError,
     PartitionCountError,
     RedisUnavailableError,
+    TokenError,
 )
 from lcstream.streams.keys import Keyspace
 
@@ -113,7 +114,7 @@ def _classify(exc: BaseException) -> tuple[ExitCode, str]:
         return exc.code, str(exc)
     if isinstance(exc, ValidationError | FileNotFoundError):
         return ExitCode.USAGE, f"invalid settings: {exc}".replace("\n", "; ")
-    if isinstance(exc, InvalidMessageIdError | EventDecodeError | PartitionCountError):
+    if isinstance(exc, InvalidMessageIdError | EventDecodeError | PartitionCountError | TokenError):
         return ExitCode.USAGE, str(exc)
     if isinstance(exc, MessageNotFoundError):
         return ExitCode.ABSENT, str(exc)
