@@ -37,6 +37,13 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def cancel_requested() -> bool:
+    """Whether the running task was asked to stop, even if a library swallowed the `CancelledError`
+    (`asyncio.wait_for` can on Python 3.11, and fakeredis uses it): endless loops check it."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether retrying with back-off can fix `exc`."""
     return isinstance(exc, TRANSIENT_ERRORS) and not isinstance(exc, AuthenticationError)

@@ -15,7 +15,7 @@ single Redis they stay classic `PUBLISH`/`SUBSCRIBE`, as wire format v1 specifie
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -97,6 +97,20 @@ async def refresh_slots(client: RedisClient) -> None:
 def live_publish_command(client: RedisClient) -> bytes:
     """The command that publishes on `L(M)`: sharded on a cluster."""
     return b"SPUBLISH" if is_cluster(client) else b"PUBLISH"
+
+
+class LiveChannel(Protocol):
+    """A subscription to one live channel: its next payload, and closing it."""
+
+    async def get(self, timeout_s: float) -> bytes | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LiveChannels(Protocol):
+    """What opens live channels: `LiveSubscription` (a connection each), or a multiplexer."""
+
+    async def open(self, client: RedisClient, channel: str) -> LiveChannel: ...
 
 
 class LiveSubscription:

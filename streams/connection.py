@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from lcstream.config import Settings, load_settings, redact_url
 from lcstream.streams.cluster import NodeRoutedCluster, RedisClient
@@ -19,11 +19,15 @@ def connect(
     *,
     socket_timeout_s: float = 10.0,
     max_connections: int = 64,
+    wait_for_connection_s: float | None = None,
     ca_file: Path | None = None,
     cert_file: Path | None = None,
     key_file: Path | None = None,
 ) -> RedisClient:
     """A client for `url`; replies stay bytes (the codec decodes), blocking reads stay below the timeout.
+
+    With `wait_for_connection_s`, a command that finds all `max_connections` of a
+    single Redis in use waits that long for one instead of failing at once.
 
     Without `url`, the Redis the environment configures, as workers read it
     (`LCSTREAM_REDIS_URL`, its socket timeout and TLS files). `redis+cluster://host:port`
@@ -38,8 +42,11 @@ def connect(
         CLUSTER_SCHEMES.get(scheme, scheme), socket_timeout_s, max_connections, ca_file, cert_file, key_file
     )
     if scheme not in CLUSTER_SCHEMES:
-        client: Redis = Redis.from_url(url, **options)
-        return client
+        if wait_for_connection_s is None:
+            client: Redis = Redis.from_url(url, **options)
+            return client
+        pool = BlockingConnectionPool.from_url(url, timeout=wait_for_connection_s, **options)
+        return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
     parts = urlsplit(f"{CLUSTER_SCHEMES[scheme]}{sep}{rest}")
     node_options = {
         **options,

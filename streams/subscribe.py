@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lcstream.streams.backoff import Backoff
-from lcstream.streams.cluster import LiveSubscription, RedisClient
+from lcstream.streams.cluster import LiveChannels, LiveSubscription, RedisClient
 from lcstream.streams.errors import MessageNotFoundError, RedisUnavailableError
 from lcstream.streams.frames import TERMINAL_KINDS, Frame
 from lcstream.streams.keys import Keyspace, MessageKeys, default_keyspace
@@ -39,6 +39,7 @@ async def subscribe(
     quiet_check_s: float = 1.0,
     wait_for_start_s: float | None = DEFAULT_WAIT_FOR_START_S,
     reconnect_s: float = 30.0,
+    live: LiveChannels = LiveSubscription,
 ) -> AsyncIterator[Frame]:
     """Yield frames of M with seq above `after` until its terminal frame (`output` or `error`).
 
@@ -50,6 +51,9 @@ async def subscribe(
         MessageNotFoundError: nothing of M (events, frames, outcome) appeared within
             `wait_for_start_s` (None: wait for its producer as long as it takes).
         RedisUnavailableError: Redis stayed unreachable for `reconnect_s`.
+
+    `live` opens the live channel (a connection of its own by default; the
+    gateway passes its multiplexer).
     """
     space = keyspace or default_keyspace()
     keys = space.message(message_id)
@@ -58,7 +62,7 @@ async def subscribe(
     while True:
         try:
             async with contextlib.aclosing(
-                _follow(redis, keys, space, last, quiet_check_s, give_up_at)
+                _follow(redis, keys, space, last, quiet_check_s, give_up_at, live)
             ) as frames:
                 async for frame in frames:
                     yield frame
@@ -79,10 +83,11 @@ async def _follow(
     after: int,
     quiet_check_s: float,
     give_up_at: float | None,
+    live: LiveChannels,
 ) -> AsyncGenerator[Frame, None]:
     """One subscription's worth of `subscribe()`: frames after `after`, until the end."""
     message_id, last = keys.message_id, after
-    live_channel = await LiveSubscription.open(redis, keys.live)
+    live_channel = await live.open(redis, keys.live)
     try:
         while True:
             ended = await redis.exists(keys.result)  # before the read: then it holds every frame
@@ -97,14 +102,14 @@ async def _follow(
             if waited and not await redis.exists(keys.events, keys.out):
                 raise MessageNotFoundError(f"no message {message_id}: no events, frames or outcome")
             while (payload := await live_channel.get(quiet_check_s)) is not None:
-                live = Frame.from_live(payload)
-                if live.seq <= last:
+                frame = Frame.from_live(payload)
+                if frame.seq <= last:
                     continue  # already yielded from history
-                if live.seq > last + 1:
+                if frame.seq > last + 1:
                     break  # a gap: O(M) has every frame
-                yield live
-                last = live.seq
-                if live.kind in TERMINAL_KINDS:
+                yield frame
+                last = frame.seq
+                if frame.kind in TERMINAL_KINDS:
                     return
     finally:
         await live_channel.aclose()

@@ -51,3 +51,23 @@ def cpu_model() -> str:
         if key.strip() == "model name":
             return value.strip()
     return "unknown"
+
+
+def tcp_connections_to(pid: int, port: int) -> int:
+    """Established TCP connections of `pid` whose remote end is `port` on this machine (its Redis
+    connections, given Redis' port): the process's socket inodes matched in /proc/net/tcp and tcp6."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            remote_port, state, inode = int(fields[2].rsplit(":", 1)[1], 16), fields[3], fields[9]
+            count += remote_port == port and state == "01" and inode in inodes  # 01: ESTABLISHED
+    return count

@@ -1,4 +1,8 @@
-"""One Redis reader per message, fanned out to every SSE client of that message.
+"""One reader per message, fanned out to every SSE client of that message.
+
+Readers share one pub/sub connection (`live_mux`) and the gateway's bounded
+connection pool, so the connections to Redis don't grow with the messages
+watched; at most `LCSTREAM_GATEWAY_MAX_READERS` messages have a reader at once.
 
 A client first catches up from `O(M)` on its own, page by page at its own
 pace, and joins the message's hub only once it has every frame up to the
@@ -18,8 +22,8 @@ from collections.abc import Callable
 
 import structlog
 
-from lcstream.streams.backoff import TRANSIENT_ERRORS, Backoff, is_transient
-from lcstream.streams.cluster import RedisClient
+from lcstream.streams.backoff import TRANSIENT_ERRORS, Backoff, cancel_requested, is_transient
+from lcstream.streams.cluster import LiveChannels, RedisClient
 from lcstream.streams.keys import Keyspace
 from lcstream.streams.subscribe import subscribe
 from lcstream.worker.gateway.metrics import GatewayMetrics
@@ -77,10 +81,12 @@ class MessageHub:
         message_id: str,
         *,
         head: int,
+        live: LiveChannels,
         metrics: GatewayMetrics,
         on_end: Callable[[MessageHub], None],
     ) -> None:
         self.message_id = message_id
+        self._live = live
         self.head = head
         self.ended = False
         self.clients: set[ClientFeed] = set()
@@ -101,11 +107,12 @@ class MessageHub:
     async def run(self) -> None:
         """Read frames after `head` until the terminal one; a Redis fault resumes from `head`."""
         delays = Backoff(first_s=0.1, max_s=5.0).delays()
-        while not self.ended:
+        while not self.ended and not cancel_requested():
             try:
                 async for frame in subscribe(
-                    self._redis, self.message_id, after=self.head, keyspace=self._keyspace
-                ):
+                    self._redis, self.message_id, after=self.head, keyspace=self._keyspace,
+                    wait_for_start_s=None, live=self._live,
+                ):  # fmt: skip
                     self._fan_out(encode_frame(frame))
                     # Let every client take the frame before the next: a burst read from Redis must
                     # not fill the queues of clients whose sockets keep up.
@@ -148,10 +155,20 @@ class MessageHub:
 class HubRegistry:
     """The hubs of the messages that have SSE clients now, and their reader tasks."""
 
-    def __init__(self, redis: RedisClient, keyspace: Keyspace, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        keyspace: Keyspace,
+        metrics: GatewayMetrics,
+        *,
+        live: LiveChannels,
+        capacity: int,
+    ) -> None:
         self._redis = redis
         self._keyspace = keyspace
         self._metrics = metrics
+        self._live = live
+        self._capacity = capacity
         self._hubs: dict[str, MessageHub] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -159,6 +176,10 @@ class HubRegistry:
     def active(self) -> int:
         """Messages with a reader now."""
         return len(self._hubs)
+
+    def has_room_for(self, message_id: str) -> bool:
+        """Whether a client of M can be served: M has a reader, or there is room for one more."""
+        return message_id in self._hubs or len(self._hubs) < self._capacity
 
     def join(self, message_id: str, feed: ClientFeed) -> bool:
         """Add `feed` to M's hub, starting the hub (at `feed.after`) if M has none.
@@ -170,7 +191,7 @@ class HubRegistry:
         if hub is None:
             hub = MessageHub(
                 self._redis, self._keyspace, message_id,
-                head=feed.after, metrics=self._metrics, on_end=self._stop,
+                head=feed.after, live=self._live, metrics=self._metrics, on_end=self._stop,
             )  # fmt: skip
             self._hubs[message_id] = hub
             hub.task = asyncio.create_task(self._serve(hub), name=f"gateway-reader:{message_id}")

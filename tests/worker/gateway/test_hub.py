@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from lcstream.streams.frames import Frame, FrameKind
 from lcstream.streams.keys import Keyspace
 from lcstream.worker.gateway.hub import ClientFeed, HubRegistry
+from lcstream.worker.gateway.live_mux import LiveMux
 from lcstream.worker.gateway.metrics import GatewayMetrics
 from lcstream.worker.gateway.sse_format import EncodedFrame, encode_frame
 from tests.helpers import wait_for
@@ -41,7 +42,8 @@ def test_a_feed_holds_at_most_its_capacity_and_skips_what_the_client_has() -> No
 
 async def test_one_reader_feeds_every_client_and_a_full_one_is_cut_off(fake_redis: Redis) -> None:
     metrics = GatewayMetrics()
-    hubs = HubRegistry(fake_redis, Keyspace(), metrics)
+    live = LiveMux(fake_redis)
+    hubs = HubRegistry(fake_redis, Keyspace(), metrics, live=live, capacity=10)
     fast, slow = ClientFeed(0, capacity=100), ClientFeed(0, capacity=3)
     cut = asyncio.Event()
     slow.on_cut = cut.set
@@ -57,11 +59,13 @@ async def test_one_reader_feeds_every_client_and_a_full_one_is_cut_off(fake_redi
     assert cut.is_set() and sample(metrics, "clients_cut_total") == 1
     await wait_for(_no_readers(hubs, metrics), what="the reader to end after the terminal frame")
     await hubs.aclose()
+    await live.aclose()
 
 
 async def test_a_client_behind_the_head_must_catch_up_before_it_joins(fake_redis: Redis) -> None:
     metrics = GatewayMetrics()
-    hubs = HubRegistry(fake_redis, Keyspace(), metrics)
+    live = LiveMux(fake_redis)
+    hubs = HubRegistry(fake_redis, Keyspace(), metrics, live=live, capacity=10)
     first = ClientFeed(0, capacity=100)
     assert hubs.join(MESSAGE, first)
     await wait_for(_subscribed(fake_redis), what="the reader's subscription")
@@ -76,6 +80,7 @@ async def test_a_client_behind_the_head_must_catch_up_before_it_joins(fake_redis
     assert hubs.join(MESSAGE, ClientFeed(5, capacity=100))
     assert sample(metrics, "readers_started_total") == 1
     await hubs.aclose()
+    await live.aclose()
     assert sample(metrics, "readers") == 0
 
 
