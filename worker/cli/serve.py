@@ -5,11 +5,12 @@ from __future__ import annotations
 import socket
 from typing import Annotated
 
+import structlog
 import typer
 
 from lcstream.config import load_settings
-from lcstream.worker.cli.common import ConfigOption, RedisUrlOption, reports_errors
-from lcstream.worker.observability.logs import configure_logging
+from lcstream.worker.cli.common import ConfigOption, ExitCode, RedisUrlOption, fail, reports_errors
+from lcstream.worker.observability.logs import configure_logging, route_stdlib_logger
 
 # On SIGTERM, open SSE streams end at once (sse-starlette watches uvicorn's exit flag); this bounds
 # how long the rest of the requests may take before the process exits.
@@ -32,17 +33,30 @@ def serve(
     config: ConfigOption = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Serve the SSE gateway and the live dashboard (http://HOST:PORT/) until SIGINT/SIGTERM."""
+    """Serve the SSE gateway and the live dashboard (http://HOST:PORT/) until SIGINT/SIGTERM; exit 2
+    on an address beyond loopback without a credential (docs/security.md)."""
     import uvicorn  # imported here so the other commands don't pay for the web stack
 
     from lcstream.worker.gateway import create_app
+    from lcstream.worker.gateway.auth import auth_required, exposure_problem, is_loopback
 
     settings = load_settings(config, redis_url=redis_url)
+    if (problem := exposure_problem(settings, host)) is not None:
+        fail(ExitCode.USAGE, problem)
     configure_logging(settings.log_level, settings.log_format)
+    route_stdlib_logger("uvicorn", settings.log_level, settings.log_format)
+    log = structlog.get_logger("lcstream.gateway")
+    log.info("gateway-starting", host=host, port=port, auth=auth_required(settings))
+    if not auth_required(settings) and not is_loopback(host):
+        log.warning(
+            "gateway-open", detail="LCSTREAM_GATEWAY_AUTH=off: anyone who reaches it reads every message"
+        )
     server_config = uvicorn.Config(
         create_app(settings),
         host=host,
         port=port,
+        log_config=None,  # uvicorn's lines go through structlog (route_stdlib_logger above)
+        access_log=False,  # its access lines print query strings (?token=); the app logs each request
         log_level=settings.log_level,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )

@@ -1,4 +1,5 @@
-"""The gateway's plain HTTP endpoints: a message's outcome, recent messages, health, metrics, the page."""
+"""The gateway's plain HTTP endpoints: a message's outcome, recent messages, sessions, health, metrics,
+the dashboard page. Who may call what: `auth`."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 
 from lcstream.streams.errors import InvalidMessageIdError
 from lcstream.streams.groups import group_backlog
+from lcstream.worker.gateway.auth import SESSION_COOKIE
+from lcstream.worker.gateway.errors import error
 from lcstream.worker.gateway.history import last_frame
 from lcstream.worker.gateway.state import gateway_of
 
@@ -27,42 +30,71 @@ def _json(body: object, status_code: int = 200) -> Response:
 async def get_message(request: Request) -> Response:
     """200 with the outcome `R(M)`; 202 while it streams (`seq`: frames so far); 404 when unknown."""
     gateway = gateway_of(request)
+    raw_id = request.path_params["message_id"]
+    if isinstance(refused := gateway.authority.authorize(request, raw_id), Response):
+        return refused
     try:
-        keys = gateway.keyspace.message(request.path_params["message_id"])
+        keys = gateway.keyspace.message(raw_id)
     except InvalidMessageIdError as exc:
-        return _json({"error": str(exc)}, 400)
+        return error("invalid_message_id", str(exc))
     outcome = await gateway.redis.get(keys.result)
     if outcome is not None:
         return Response(outcome, media_type="application/json")  # R(M) is the outcome JSON as stored
     tail = await last_frame(gateway.redis, keys)
     if tail is not None:
         return _json({"status": "streaming", "seq": tail.seq}, 202)
-    # XRANGE, not EXISTS: the gateway stays within the reader ACL user of docs/security.md.
-    if await gateway.redis.xrange(keys.events, count=1):
+    if await gateway.redis.exists(keys.events):
         return _json({"status": "waiting", "seq": 0}, 202)  # events written, no worker on it yet
-    return _json({"error": f"nothing known of message {keys.message_id}"}, 404)
+    return error("not_found", f"nothing is known of message {keys.message_id}")
 
 
 async def list_messages(request: Request) -> Response:
     """Recent and active messages from the lifecycle notices this gateway heard, newest first."""
-    notices = gateway_of(request).notices
+    gateway = gateway_of(request)
+    if isinstance(refused := gateway.authority.authorize(request, None), Response):
+        return refused
+    notices = gateway.notices
     return _json({"messages": notices.recent(), "listening_since": notices.listening_since})
 
 
+async def open_session(request: Request) -> Response:
+    """An operator's dashboard session: `Authorization: Bearer <operator token>` in, a cookie out."""
+    authority = gateway_of(request).authority
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    session = authority.operator_session(presented) if scheme.lower() == "bearer" else None
+    if session is None:
+        return error("unauthorized", "POST the operator token as Authorization: Bearer <token>")
+    response = _json({"session": "open", "expires_in_s": authority.session_ttl_s})
+    response.set_cookie(
+        SESSION_COOKIE, session, max_age=authority.session_ttl_s, path="/", httponly=True,
+        samesite="strict", secure=request.url.scheme == "https",
+    )  # fmt: skip
+    return response
+
+
+async def close_session(request: Request) -> Response:
+    """End the dashboard session (the cookie is dropped)."""
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
 async def healthz(request: Request) -> Response:
-    """200 when Redis answers PING within the timeout, else 503."""
+    """200 when Redis answers PING within the timeout, else 503 (open: it tells nothing of messages)."""
     try:
         async with asyncio.timeout(PING_TIMEOUT_S):
             await gateway_of(request).redis.ping()
-    except (RedisError, OSError) as exc:  # TimeoutError is an OSError
-        return _json({"status": "unavailable", "error": str(exc) or type(exc).__name__}, 503)
+    except (RedisError, OSError):  # TimeoutError is an OSError
+        return error("redis_unavailable", "Redis does not answer", headers={"Retry-After": "1"})
     return _json({"status": "ok"})
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text format; the consumer group's backlog is read from Redis for each scrape (the
-    gateway stays up while every worker is down, which is when the backlog matters)."""
+    """Prometheus text format (operators); the consumer group's backlog is read from Redis for each
+    scrape (the gateway stays up while every worker is down, which is when the backlog matters)."""
     gateway = gateway_of(request)
+    if isinstance(refused := gateway.authority.authorize(request, None), Response):
+        return refused
     group = gateway.settings.group
     for k, dispatch in enumerate(gateway.keyspace.all_dispatch()):
         if (backlog := await group_backlog(gateway.redis, dispatch, group)) is not None:
@@ -71,10 +103,5 @@ async def metrics(request: Request) -> Response:
 
 
 async def dashboard(request: Request) -> Response:
-    """The live dashboard page."""
+    """The live dashboard page (it holds no data: what it shows, it fetches with the visitor's access)."""
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
-
-
-async def redis_unavailable(request: Request, exc: Exception) -> Response:
-    """Exception handler: RedisClient failing under a request is a 503, not a 500 with a traceback."""
-    return JSONResponse({"error": f"Redis unavailable: {exc}"}, status_code=503)

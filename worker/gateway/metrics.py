@@ -1,8 +1,6 @@
-"""The gateway's Prometheus metrics, in a registry of its own, and the middleware that counts requests."""
+"""The gateway's Prometheus metrics, in a registry of its own."""
 
 from __future__ import annotations
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lcstream.worker.observability.registry import MetricSet
 from lcstream.worker.observability.worker_metrics import BacklogGauges
@@ -30,35 +28,3 @@ class GatewayMetrics(MetricSet):
             "HTTP requests by route and status (counted when the response starts).",
             ["route", "status"],
         )
-
-
-class RequestCounter:
-    """ASGI middleware: counts each HTTP request by its route template and response status."""
-
-    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
-        self._app = app
-        self._metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        counted = False
-
-        def count(status: int) -> None:
-            nonlocal counted
-            if not counted:
-                counted = True
-                # The router put the matched route into the scope; its template keeps the label set small.
-                route = getattr(scope.get("route"), "path", "unmatched")
-                self._metrics.requests.labels(route, str(status)).inc()
-
-        async def counting_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                count(message["status"])
-            await send(message)
-
-        try:
-            await self._app(scope, receive, counting_send)
-        finally:
-            count(500)  # the app failed before it started a response

@@ -2,7 +2,8 @@
 
 A client starts after `Last-Event-ID` (a browser's EventSource sends it when
 it reconnects), else after `?after=N`, else from the start, or with
-`?snapshot=1` from a `snapshot` event of everything so far. It catches up
+`?snapshot=1` from a `snapshot` event of everything so far. A message of which
+nothing exists is waited for `LCSTREAM_GATEWAY_WAIT_FOR_START_S`, then 404. It catches up
 from `O(M)` and then joins the message's shared reader (see `hub`). The
 stream ends after the terminal frame; a resume point at or past it gets 204,
 which tells EventSource to stop reconnecting.
@@ -10,8 +11,10 @@ which tells EventSource to stop reconnecting.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 
 import anyio
@@ -19,11 +22,12 @@ import structlog
 from redis.exceptions import RedisError
 from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from lcstream.streams.errors import InvalidMessageIdError
 from lcstream.streams.keys import MessageKeys
+from lcstream.worker.gateway.errors import error
 from lcstream.worker.gateway.history import PAGE_FRAMES, fold_snapshot, is_terminal, last_frame, read_page
 from lcstream.worker.gateway.hub import ClientFeed
 from lcstream.worker.gateway.sse_format import PREAMBLE, encode_frame, encode_snapshot
@@ -50,7 +54,15 @@ class CutOffFilter(logging.Filter):
 class FrameStream(EventSourceResponse):
     """An SSE response that the hub can end at once, even while a send waits on a full socket."""
 
-    def __init__(self, content: AsyncIterator[bytes], feed: ClientFeed, gateway: Gateway) -> None:
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        feed: ClientFeed,
+        gateway: Gateway,
+        *,
+        release: Callable[[], None],
+    ) -> None:
+        self._release = release
         self._shutdown = anyio.Event()
         super().__init__(
             content,
@@ -74,9 +86,12 @@ class FrameStream(EventSourceResponse):
                     watcher.cancel_scope.cancel()
             if cut.cancelled_caught:
                 _CUT_OFF.set(True)
+        except OSError as exc:  # the client went away mid-send (the kernel gave up on a reader that stopped)
+            log.info("client-aborted", error=str(exc))
         finally:
             metrics.sse_clients.dec()
             self._gateway.hubs.leave(self._feed)
+            self._release()
 
     async def _end_on_shutdown(self) -> None:
         # The server is stopping: end the stream after what is queued, with its last chunk, so the
@@ -85,34 +100,85 @@ class FrameStream(EventSourceResponse):
         self._feed.close()
 
 
+MAX_SEQ_DIGITS = 18  # a frame seq fits a signed 64-bit integer
+FLAGS = {"1": True, "true": True, "0": False, "false": False, "": False}
+EXISTS_POLLS_S = (0.05, 0.1, 0.2, 0.4)  # then every 0.4 s: prompt for a producer about to start, cheap after
+BUSY_RETRY_AFTER_S = "5"
+
+
+class ParameterError(ValueError):
+    """A query parameter or header the endpoint can't take: says what is allowed."""
+
+
 def _resume_point(request: Request) -> int | None:
     """`Last-Event-ID`, else `?after`, as a seq; None when the client starts fresh."""
     raw = request.headers.get("last-event-id") or request.query_params.get("after")
     if raw is None or raw == "":
         return None
-    if not (raw.isascii() and raw.isdigit()):
-        raise ValueError(f"resume point {raw[:40]!r} is not a frame seq (a non-negative integer)")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_SEQ_DIGITS):
+        raise ParameterError(f"after (or Last-Event-ID) must be a frame seq: a non-negative integer of at "
+                             f"most {MAX_SEQ_DIGITS} digits")  # fmt: skip
     return int(raw)
+
+
+def _snapshot_flag(request: Request) -> bool:
+    raw = request.query_params.get("snapshot", "0").lower()
+    if raw not in FLAGS:
+        raise ParameterError("snapshot must be 1, 0, true or false")
+    return FLAGS[raw]
+
+
+async def _known_within(gateway: Gateway, keys: MessageKeys) -> bool:
+    """Whether anything of M (events, frames, outcome) exists, waiting up to the configured time for a
+    producer that is about to start."""
+    deadline = time.monotonic() + gateway.settings.gateway_wait_for_start_s
+    polls = 0
+    while not await gateway.redis.exists(keys.events, keys.out, keys.result):
+        remaining_s = deadline - time.monotonic()
+        if remaining_s <= 0:
+            return False
+        pause_s = EXISTS_POLLS_S[min(polls, len(EXISTS_POLLS_S) - 1)]
+        await asyncio.sleep(min(pause_s, remaining_s))  # polling a key Redis does not announce; bounded
+        polls += 1
+    return True
 
 
 async def stream_message(request: Request) -> Response:
     """The SSE endpoint."""
     gateway = gateway_of(request)
+    raw_id = request.path_params["message_id"]
+    access = gateway.authority.authorize(request, raw_id)
+    if isinstance(access, Response):
+        return access
     try:
-        keys = gateway.keyspace.message(request.path_params["message_id"])
-        after = _resume_point(request)
-    except (InvalidMessageIdError, ValueError) as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        keys = gateway.keyspace.message(raw_id)
+    except InvalidMessageIdError as exc:
+        return error("invalid_message_id", str(exc))
+    try:
+        after, snapshot = _resume_point(request), _snapshot_flag(request)
+    except ParameterError as exc:
+        return error("invalid_parameter", str(exc))
+    if not await _known_within(gateway, keys):
+        waited = gateway.settings.gateway_wait_for_start_s
+        return error("not_found", f"nothing is known of message {keys.message_id} (waited {waited:g} s)")
     tail = await last_frame(gateway.redis, keys)
     tail_seq = tail.seq if tail is not None else 0
     if after is not None and after > tail_seq:
-        error = f"resume point {after} is past the last frame of {keys.message_id} ({tail_seq})"
-        return JSONResponse({"error": error}, status_code=400)
+        message = f"resume point {after} is past the last frame of {keys.message_id} ({tail_seq})"
+        return error("invalid_parameter", message)
     if after is not None and tail is not None and is_terminal(tail) and after >= tail.seq:
         return Response(status_code=204)  # nothing more will come: EventSource stops reconnecting
-    snapshot = after is None and request.query_params.get("snapshot") in ("1", "true")
+    if not gateway.hubs.has_room_for(keys.message_id):
+        busy = f"the gateway streams {gateway.settings.gateway_max_readers} messages already; retry later"
+        return error("gateway_busy", busy, headers={"Retry-After": BUSY_RETRY_AFTER_S})
+    client = gateway.client_streams.client_of(request, access)
+    if not gateway.client_streams.acquire(client):
+        limit = gateway.settings.gateway_max_client_streams
+        too_many = f"at most {limit} streams at once per client; close one first"
+        return error("too_many_streams", too_many, headers={"Retry-After": BUSY_RETRY_AFTER_S})
     feed = ClientFeed(after or 0, gateway.settings.gateway_client_buffer)
-    return FrameStream(_events(gateway, keys, feed, snapshot=snapshot), feed, gateway)
+    events = _events(gateway, keys, feed, snapshot=snapshot and after is None)
+    return FrameStream(events, feed, gateway, release=lambda: gateway.client_streams.release(client))
 
 
 async def _events(

@@ -1,4 +1,4 @@
-"""What the gateway's endpoints share while the app runs: settings, Redis, hubs, notices, metrics."""
+"""What the gateway's endpoints share while the app runs: settings, Redis, readers, access, limits."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from starlette.requests import Request
 from lcstream.config import Settings
 from lcstream.streams.cluster import RedisClient
 from lcstream.streams.keys import Keyspace
+from lcstream.worker.gateway.auth import Authority
 from lcstream.worker.gateway.hub import HubRegistry
+from lcstream.worker.gateway.limits import ClientStreams
 from lcstream.worker.gateway.metrics import GatewayMetrics
 from lcstream.worker.gateway.notices import NoticeBoard
 
@@ -25,6 +27,8 @@ class Gateway:
     hubs: HubRegistry
     notices: NoticeBoard
     metrics: GatewayMetrics
+    authority: Authority
+    client_streams: ClientStreams
 
 
 def gateway_of(request: Request) -> Gateway:

@@ -33,7 +33,7 @@ async def test_message_is_404_then_202_waiting_then_202_streaming_then_200_with_
     async with serve_in_process(settings) as client:
         assert (await client.get("/v1/messages/nothing-here")).status_code == 404
         invalid = await client.get("/v1/messages/bad%20id")
-        assert invalid.status_code == 400 and "invalid message id" in invalid.json()["error"]
+        assert invalid.status_code == 400 and invalid.json()["error"]["code"] == "invalid_message_id"
 
         producer = StreamProducer(real_redis, message_id)
         for event in events[:10]:
@@ -125,11 +125,12 @@ async def test_healthz_is_503_and_redis_backed_endpoints_503_when_redis_is_down(
     dead = f"redis://127.0.0.1:{free_port()}/0"
     async with serve_in_process(settings_for(dead, socket_timeout_s=1)) as client:
         health = await client.get("/healthz")
-        assert health.status_code == 503 and health.json()["status"] == "unavailable"
+        assert health.status_code == 503 and health.json()["error"]["code"] == "redis_unavailable"
         for path in ("/v1/messages/some-id", "/v1/messages/some-id/stream"):
             response = await client.get(path)
             assert response.status_code == 503, path
-            assert "Redis unavailable" in response.json()["error"]
+            assert response.json()["error"]["code"] == "redis_unavailable"
+            assert response.headers["retry-after"] == "1"
         assert (await client.get("/v1/messages")).status_code == 200  # served from memory
 
 

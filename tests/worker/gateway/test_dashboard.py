@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,15 @@ import pytest
 from playwright.async_api import Page, async_playwright
 from redis.asyncio import Redis
 
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.producer import publish_events
 from lcstream.streams.snapshot import read_snapshot
+from lcstream.streams.tokens import MESSAGE_SCOPE, mint_read_token, sign
 from tests.conftest import WorkerProcess
 from tests.faults.support import Gate, stream_message
+from tests.helpers import wait_for
 from tests.worker.gateway.conftest import SpawnGateway
-from tests.worker.gateway.support import metric, rich_events
+from tests.worker.gateway.support import metric, rich_events, text_events
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts"
 CHROMIUM_FLAGS = [
@@ -122,3 +127,77 @@ async def test_dashboard_shows_a_message_growing_live_and_its_final_outcome(
             await page.screenshot(path=ARTIFACTS / "dashboard-dark.png")
         finally:
             await browser.close()
+
+
+OPERATOR = "dashboard-operator-token-0123456789"
+# The stream ended, and the page drew its last frame (drawing waits for an animation frame).
+SHOWN_TO_THE_END = """document.getElementById('conn').textContent === 'ended'
+    && document.getElementById('status').textContent === 'completed'"""
+TOKEN_KEY = "dashboard-signing-key-0123456789abcdef"  # noqa: S105 - a test key
+
+
+async def test_dashboard_asks_operators_to_sign_in_and_shows_a_viewer_only_their_message(
+    real_redis: Redis,
+    spawn_worker: Callable[..., WorkerProcess],
+    spawn_gateway: SpawnGateway,
+) -> None:
+    executable = chromium()
+    gateway = await spawn_gateway(
+        LCSTREAM_GATEWAY_OPERATOR_TOKEN=OPERATOR, LCSTREAM_GATEWAY_TOKEN_KEYS=TOKEN_KEY
+    )
+    spawn_worker()
+    for message_id in ("dash-a", "dash-b"):
+        await publish_events(real_redis, text_events(message_id, [f"the secret of {message_id}"]))
+    for message_id in ("dash-a", "dash-b"):
+        await wait_for(partial(_completed, real_redis, message_id), what=f"{message_id} completed")
+    token_b = mint_read_token("dash-b", key=TOKEN_KEY, ttl_s=300)
+    expired_b = sign(MESSAGE_SCOPE, "dash-b", key=TOKEN_KEY, ttl_s=-1)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            operator = await (await browser.new_context()).new_page()
+            await operator.goto(gateway.url)
+            await operator.locator("#login").wait_for(state="visible", timeout=10_000)
+            assert await operator.locator("#messages li").count() == 0
+            await operator.fill("#login-token", "not-the-operator-token")
+            await operator.click("#login-form button")
+            await operator.wait_for_function(
+                "document.getElementById('login-reason').textContent.includes('not the operator token')"
+            )
+            await operator.fill("#login-token", OPERATOR)
+            await operator.click("#login-form button")
+            await operator.locator("#login").wait_for(state="hidden", timeout=10_000)
+            item = operator.locator('li[data-message-id="dash-a"]')
+            await item.wait_for(timeout=15_000)
+            await item.click()
+            await operator.wait_for_function(SHOWN_TO_THE_END)
+            assert (await shown(operator))["text"] == "the secret of dash-a"
+
+            viewer = await (await browser.new_context()).new_page()
+            await viewer.goto(f"{gateway.url}/#m=dash-b&token={token_b}")
+            await viewer.wait_for_function(SHOWN_TO_THE_END)
+            assert (await shown(viewer))["text"] == "the secret of dash-b"
+            assert await viewer.locator("#login").is_hidden()
+            assert await viewer.text_content("#poll-state") == "one message (read token)"
+            statuses = await viewer.evaluate(
+                """async (token) => Promise.all(["/v1/messages/dash-a", "/v1/messages"].map(
+                    async (path) => (await fetch(`${path}?token=${token}`)).status))""",
+                token_b,
+            )
+            assert statuses == [403, 403]
+            for fragment, refusal in ((f"m=dash-a&token={token_b}", "forbidden"),
+                                      (f"m=dash-b&token={expired_b}", "unauthorized")):  # fmt: skip
+                stranger = await (await browser.new_context()).new_page()
+                await stranger.goto(f"{gateway.url}/#{fragment}")
+                await stranger.wait_for_function(
+                    f"document.getElementById('conn').textContent === '{refusal}'", timeout=10_000
+                )
+                assert "secret" not in (await shown(stranger))["text"]
+        finally:
+            await browser.close()
+
+
+async def _completed(redis: Redis, message_id: str) -> bool:
+    return bool(await redis.exists(Keyspace().message(message_id).result))

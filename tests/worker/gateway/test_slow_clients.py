@@ -39,7 +39,9 @@ async def open_stalled(port: int, path: str) -> asyncio.StreamWriter:
 async def test_clients_that_never_read_are_cut_off_and_memory_stays_bounded(
     real_redis: Redis, spawn_worker: Callable[..., WorkerProcess], spawn_gateway: SpawnGateway
 ) -> None:
-    gateway = await spawn_gateway(LCSTREAM_GATEWAY_CLIENT_BUFFER=str(BUFFER_FRAMES))
+    gateway = await spawn_gateway(
+        LCSTREAM_GATEWAY_CLIENT_BUFFER=str(BUFFER_FRAMES), LCSTREAM_GATEWAY_MAX_CLIENT_STREAMS="100"
+    )
     spawn_worker(LCSTREAM_MAX_EVENT_BYTES=str(8 << 20))  # message-finish carries the whole 2.4 MB text
     message_id = "gw-stalled"
     path = f"/v1/messages/{message_id}/stream"

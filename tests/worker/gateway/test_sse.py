@@ -44,7 +44,7 @@ async def frame_count(redis: Redis, message_id: str) -> int:
 async def test_500_clients_share_one_reader_and_each_gets_every_frame_in_order(
     real_redis: Redis, spawn_worker: Callable[..., WorkerProcess], spawn_gateway: SpawnGateway
 ) -> None:
-    gateway = await spawn_gateway()
+    gateway = await spawn_gateway(LCSTREAM_GATEWAY_MAX_CLIENT_STREAMS=str(CLIENTS))  # all from one address
     spawn_worker()
     message_id = "gw-fanout"
     live = Keyspace().message(message_id).live

@@ -1,17 +1,58 @@
 // lcstream dashboard: polls /v1/messages, and streams the selected message over SSE.
 // EventSource reconnects by itself after a drop, sending Last-Event-ID; the gateway resumes there.
+// Access: an operator signs in once (POST /v1/session turns the operator token into an HttpOnly
+// cookie); a viewer opens #m=<id>&token=<read token>, which shows that one message only.
 "use strict";
 
 const POLL_MS = 2000;
 const $ = (id) => document.getElementById(id);
 
-const state = { messages: [], selected: null, source: null, view: null, dirty: false, retry: 0 };
+const hash = new URLSearchParams(location.hash.slice(1));
+const state = {
+  messages: [], selected: null, source: null, view: null, dirty: false, retry: 0,
+  token: hash.get("token"), // a read token for one message, never sent anywhere but this gateway
+};
+
+function withToken(url) {
+  return state.token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(state.token)}` : url;
+}
+
+// -- access -----------------------------------------------------------------------------------
+
+function showLogin(reason) {
+  $("login").classList.remove("hidden");
+  $("login-reason").textContent = reason;
+  $("poll-state").textContent = "sign in";
+}
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const response = await fetch("/v1/session", {
+    method: "POST", headers: { Authorization: `Bearer ${$("login-token").value.trim()}` },
+  });
+  $("login-token").value = "";
+  if (!response.ok) {
+    $("login-reason").textContent = "that is not the operator token";
+    return;
+  }
+  $("login").classList.add("hidden");
+  clearTimeout(state.poll);
+  poll();
+});
 
 // -- the message list -------------------------------------------------------------------------
 
 async function poll() {
+  if (state.token) { // a viewer's page: the list is for operators
+    $("poll-state").textContent = "one message (read token)";
+    return;
+  }
   try {
     const response = await fetch("/v1/messages", { cache: "no-store" });
+    if (response.status === 401 || response.status === 403) {
+      showLogin("this gateway asks operators to sign in");
+      return; // polling starts again after signing in
+    }
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     state.messages = (await response.json()).messages;
     $("poll-state").textContent = "updated " + new Date().toLocaleTimeString();
@@ -20,9 +61,8 @@ async function poll() {
   } catch (error) {
     $("poll-state").textContent = "gateway unreachable";
     $("poll-state").classList.add("down");
-  } finally {
-    setTimeout(poll, POLL_MS);
   }
+  state.poll = setTimeout(poll, POLL_MS);
 }
 
 function age(iso) {
@@ -117,7 +157,9 @@ function applyFrame(view, frame) {
 
 function select(id) {
   if (!id) return;
-  history.replaceState(null, "", "#m=" + encodeURIComponent(id));
+  if (state.token && id !== state.selected && state.selected !== null) state.token = null; // it opens one
+  const token = state.token ? "&token=" + encodeURIComponent(state.token) : "";
+  history.replaceState(null, "", "#m=" + encodeURIComponent(id) + token);
   open(id);
   renderList();
 }
@@ -139,7 +181,8 @@ function open(id) {
 const RETRY_MS = 3000;
 
 function connect(view, query) {
-  const source = new EventSource(`/v1/messages/${encodeURIComponent(view.id)}/stream?${query}`);
+  const path = `/v1/messages/${encodeURIComponent(view.id)}`;
+  const source = new EventSource(withToken(`${path}/stream?${query}`));
   state.source = source;
   const ended = () => view.status === "completed" || view.status === "failed";
   const take = (apply) => (event) => {
@@ -155,12 +198,31 @@ function connect(view, query) {
     if (source.readyState !== EventSource.CLOSED) {
       setConn("reconnecting");
     } else if (!ended()) {
-      setConn("retrying");
-      state.retry = setTimeout(() => {
-        if (state.source === source) connect(view, `after=${view.seq}`);
-      }, RETRY_MS);
+      refused(path).then((denied) => {
+        if (state.source !== source) return;
+        if (denied) {
+          setConn(denied); // retrying can't help: a new token or a sign-in can
+          return;
+        }
+        setConn("retrying");
+        state.retry = setTimeout(() => {
+          if (state.source === source) connect(view, `after=${view.seq}`);
+        }, RETRY_MS);
+      });
     }
   };
+}
+
+// EventSource does not say why it closed: ask the message's outcome endpoint, which has the same access.
+async function refused(path) {
+  try {
+    const response = await fetch(withToken(path), { cache: "no-store" });
+    if (response.status === 401) return "unauthorized";
+    if (response.status === 403) return "forbidden";
+  } catch (error) {
+    // the gateway is unreachable: retry
+  }
+  return null;
 }
 
 function finish(source) {
@@ -277,6 +339,6 @@ $("open-form").addEventListener("submit", (event) => {
   select($("open-id").value.trim());
 });
 
-const fromHash = new URLSearchParams(location.hash.slice(1)).get("m");
+const fromHash = hash.get("m");
 if (fromHash) select(fromHash);
 poll();
