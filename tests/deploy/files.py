@@ -121,6 +121,21 @@ def compose_env(service: str) -> dict[str, str]:
     return cast(dict[str, str], env)
 
 
+def compose_env_files(service: str) -> list[Path]:
+    """The env files a compose service reads (`env_file`), as paths."""
+    value = compose()["services"][service].get("env_file", [])
+    entries = [value] if isinstance(value, str | dict) else value
+    return [DEPLOY / (e if isinstance(e, str) else e["path"]) for e in entries]
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """The `KEY=VALUE` lines of an env file (comments and blank lines skipped)."""
+    pairs = [line.split("=", 1) for line in path.read_text().splitlines() if line.strip()]
+    pairs = [pair for pair in pairs if not pair[0].lstrip().startswith("#")]
+    assert all(len(pair) == 2 for pair in pairs), f"{path}: KEY=VALUE lines only"
+    return {key.strip(): value for key, value in pairs}
+
+
 def absent_settings() -> dict[str, str]:
     """Setting -> reason, of the README's list of settings deliberately left out."""
     text = README.read_text()

@@ -55,8 +55,9 @@ def test_each_part_logs_in_as_its_documented_user() -> None:
     urls = {"lcstream-worker": "worker-url", "lcstream-gateway": "reader-url"}
     roles = {"worker-url": "lcstream-worker", "reader-url": "lcstream-reader"}
     for deployment, key in urls.items():
-        (entry,) = container(k8s_object("Deployment", deployment))["env"]
-        assert (entry["name"], entry["valueFrom"]["secretKeyRef"]["key"]) == ("LCSTREAM_REDIS_URL", key)
+        env = container(k8s_object("Deployment", deployment))["env"]
+        (entry,) = [e for e in env if e["name"] == "LCSTREAM_REDIS_URL"]
+        assert entry["valueFrom"]["secretKeyRef"] == {"name": "lcstream-redis", "key": key}
     for key, user in roles.items():
         url = RedisUrl.parse(secret()[key])
         assert url.user == user and f">{url.password}" in users[user], f"{key}: {user} with its placeholder"
