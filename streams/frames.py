@@ -118,14 +118,20 @@ class MessageAssembler:
     output, but not its replay buffer or the deltas already taken as frames.
     """
 
-    __slots__ = ("_cursors", "_namespace", "_node", "_outcome", "_seq", "message_id", "stream")
+    __slots__ = ("_cursors", "_namespace", "_node", "_outcome", "_run_id", "_seq", "message_id", "stream")
 
     def __init__(
-        self, message_id: str, *, namespace: list[str] | None = None, node: str | None = None
+        self,
+        message_id: str,
+        *,
+        namespace: list[str] | None = None,
+        node: str | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.message_id = message_id
         self._namespace = namespace or []
         self._node = node
+        self._run_id = run_id
         self.stream = AsyncChatModelStream(namespace=namespace, node=node, message_id=message_id)
         self._cursors = (
             _Cursor(FrameKind.TEXT, self.stream.text),
@@ -206,9 +212,12 @@ class MessageAssembler:
         return Frame(self._seq, kind, data)
 
     def _start_data(self, event: Event) -> dict[str, Any]:
-        return {
+        data = {
             "message_id": self.message_id,
             "namespace": self._namespace,
             "node": self._node,
             "metadata": event.get("metadata"),
         }
+        if self._run_id is not None:  # v1.1; a message of no run keeps v1's start frame
+            data["run_id"] = self._run_id
+        return data

@@ -1,4 +1,4 @@
-"""Every Redis key, channel and group name of wire format v1, and the partition function.
+"""Every Redis key, channel and group name of wire format v1 (and v1.1's runs), and the partition function.
 
 No key is built anywhere else. A message id is validated before any key is
 built from it, so it can never inject braces, glob characters or separators.
@@ -45,6 +45,15 @@ class MessageKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class RunKeys:
+    """The keys of one run R (wire format v1.1): its index `X(R)`, in R's partition's hash slot."""
+
+    run_id: str
+    partition: int
+    index: str
+
+
+@dataclass(frozen=True, slots=True)
 class Keyspace:
     """Key names under prefix P with N partitions.
 
@@ -82,6 +91,17 @@ class Keyspace:
             result=f"{base}:result",
             dispatch=self.dispatch(k),
         )
+
+    def run(self, run_id: str) -> RunKeys:
+        """X(R) of run R: R takes message ids' alphabet and partition function."""
+        validate_message_id(run_id)
+        k = partition_of(run_id, self.partitions)
+        return RunKeys(run_id=run_id, partition=k, index=f"{self.prefix}:{{{k}}}:{run_id}:run")
+
+    @property
+    def run_notices(self) -> str:
+        """The run notices channel (v1.1): a run started, completed, failed, was interrupted."""
+        return f"{self.prefix}:runs"
 
     @property
     def notices(self) -> str:

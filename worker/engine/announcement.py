@@ -3,7 +3,7 @@
 An entry that names no usable message (no `m`, an invalid id, another
 partition's message) can't get frames or an outcome: it is only dead-lettered
 and acked. An entry whose message is fine but whose `ns` or `node` is not
-fails that message (`invalid_dispatch`), so its producer hears of it.
+fails that message (`invalid_dispatch`), so its producer hears of it; so does an invalid `run` (v1.1).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import orjson
 
 from lcstream.streams.errors import InvalidMessageIdError
-from lcstream.streams.keys import Keyspace, MessageKeys
+from lcstream.streams.keys import Keyspace, MessageKeys, validate_message_id
 from lcstream.worker.engine.batch import DeadLetter
 
 MAX_NODE_CHARS = 256
@@ -29,6 +29,7 @@ class Announcement:
     namespace: list[str] | None
     node: str | None
     problem: DeadLetter | None = None
+    run_id: str | None = None  # v1.1: the run M belongs to
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +59,10 @@ def read_announcement(
         )
     namespace, ns_problem = _namespace(fields.get(b"ns"))
     node, node_problem = _node(fields.get(b"node"))
-    problem = ns_problem or node_problem
+    run_id, run_problem = _run(fields.get(b"run"))
+    problem = ns_problem or node_problem or run_problem
     dead = DeadLetter("invalid_dispatch", f"dispatch entry of {raw_id}: {problem}") if problem else None
-    return Announcement(keys, namespace, node, dead)
+    return Announcement(keys, namespace, node, dead, run_id)
 
 
 def _namespace(raw: bytes | None) -> tuple[list[str] | None, str | None]:
@@ -87,3 +89,12 @@ def _node(raw: bytes | None) -> tuple[str | None, str | None]:
     if len(node) > MAX_NODE_CHARS:
         return None, f"'node' is {len(node)} characters, limit is {MAX_NODE_CHARS}"
     return node, None
+
+
+def _run(raw: bytes | None) -> tuple[str | None, str | None]:
+    if raw is None:
+        return None, None
+    try:
+        return validate_message_id(raw.decode()), None
+    except (UnicodeDecodeError, InvalidMessageIdError):
+        return None, "'run' is not a valid run id (the message id alphabet, 1-256 characters)"

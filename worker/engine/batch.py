@@ -13,10 +13,20 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Generic, TypeVar
 
+import orjson
+
 from lcstream.streams.frames import Frame, Outcome
 from lcstream.streams.keys import MessageKeys
 
 H = TypeVar("H")  # what made the write: the round applies the verdict to it
+
+
+def lifecycle_notice(message_id: str, status: str, run_id: str | None = None) -> bytes:
+    """A lifecycle notice on `P:messages`; a message of a run names it (v1.1)."""
+    notice: dict[str, str] = {"message_id": message_id, "status": status}
+    if run_id is not None:
+        notice["run_id"] = run_id
+    return orjson.dumps(notice)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,7 @@ class MessageWrite(Generic[H]):
     delivery_id: bytes
     frames: tuple[Frame, ...]
     ending: Ending | None
+    run_id: str | None = None  # v1.1: named in its ending's notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +70,7 @@ class Batch(Generic[H]):
     """What one round produced: messages' writes, and the messages whose `started` notice is due."""
 
     writes: tuple[MessageWrite[H], ...]
-    started: tuple[str, ...]
+    started: tuple[bytes, ...]  # their notices, encoded
     produced_at: float | None  # monotonic producer time of the oldest newest-event among the writes
 
 

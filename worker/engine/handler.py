@@ -47,6 +47,7 @@ class MessageHandler:
         "_outbox",
         "_read_at",
         "_read_wall_ms",
+        "_run_id",
         "_terminal_id",
         "_wrong_type",
         "announced_at",
@@ -68,6 +69,7 @@ class MessageHandler:
         max_events: int,
     ) -> None:
         self.keys: MessageKeys = announcement.keys
+        self._run_id = announcement.run_id
         self.events_key = self.keys.events.encode()  # as XREAD replies name it
         self.delivery_id = delivery_id
         self.deliveries = deliveries
@@ -80,8 +82,9 @@ class MessageHandler:
         self._limits = limits
         self._order = EventOrder(max_events)
         self._assembler = MessageAssembler(
-            self.keys.message_id, namespace=announcement.namespace, node=announcement.node
-        )
+            self.keys.message_id, namespace=announcement.namespace, node=announcement.node,
+            run_id=announcement.run_id,
+        )  # fmt: skip
         self._outbox: list[Frame] = []
         self._dead: DeadLetter | None = None
         self._terminal_id: bytes | None = None
@@ -173,7 +176,7 @@ class MessageHandler:
         if not self._outbox and ending is None:
             return None
         frames, self._outbox = tuple(self._outbox), []
-        return MessageWrite(self, self.keys, self.delivery_id, frames, ending)
+        return MessageWrite(self, self.keys, self.delivery_id, frames, ending, self._run_id)
 
     def requeue(self, write: MessageWrite[MessageHandler]) -> None:
         """Put a refused write back in front of anything made since, to be written again."""

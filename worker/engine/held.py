@@ -30,7 +30,7 @@ class Held:
         self.open: dict[bytes, MessageHandler] = {}
         self.waiting: dict[bytes, WaitingClaim] = {}
         self.dirty: dict[MessageHandler, None] = {}  # insertion-ordered set
-        self.started: list[str] = []  # messages whose `started` notice goes with the next write
+        self.started: list[bytes] = []  # `started` notices to publish with the next write
         self._on_freed = on_freed
 
     def __bool__(self) -> bool:

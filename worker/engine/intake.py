@@ -25,6 +25,7 @@ from redis.exceptions import ResponseError
 from lcstream.streams.frames import Outcome
 from lcstream.streams.ordering import parse_entry_id
 from lcstream.worker.engine.announcement import Announcement, Rejection, read_announcement
+from lcstream.worker.engine.batch import lifecycle_notice
 from lcstream.worker.engine.handler import MessageHandler, announced_at
 from lcstream.worker.engine.held import Held, WaitingClaim
 from lcstream.worker.engine.leases import Claimed
@@ -132,7 +133,7 @@ class Intake:
             verb = "taken-over" if taken_over else "claimed"
             log.info(verb, message_id=message_id, entry_id=entry_id, deliveries=claim.deliveries)
             if fresh and claim.deliveries == 1:
-                self._held.started.append(message_id)
+                self._held.started.append(lifecycle_notice(message_id, "started", announcement.run_id))
             await self._open(claim, announcement, kind)
             opened += 1
         if duplicates:

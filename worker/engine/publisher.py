@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 from redis.typing import EncodableT, FieldT
@@ -26,7 +25,7 @@ from redis.typing import EncodableT, FieldT
 from lcstream.streams.cluster import RedisClient
 from lcstream.streams.events import now_ms
 from lcstream.streams.keys import Keyspace
-from lcstream.worker.engine.batch import Batch, MessageWrite, Verdict, WriteVerdict
+from lcstream.worker.engine.batch import Batch, MessageWrite, Verdict, WriteVerdict, lifecycle_notice
 from lcstream.worker.engine.commit_script import COMMIT_LUA
 from lcstream.worker.engine.raw_commands import Command, RawCommands
 
@@ -77,10 +76,7 @@ class FramePublisher:
 
     async def publish(self, batch: Batch[Any]) -> list[WriteVerdict]:
         """Write the batch; return one verdict per write, in order."""
-        notices = [
-            (b"PUBLISH", self._keyspace.notices, notice(message_id, "started"))
-            for message_id in batch.started
-        ]
+        notices = [(b"PUBLISH", self._keyspace.notices, started) for started in batch.started]
         calls = _chunks(batch.writes)
         scripts = [self._script_call(chunk) for chunk in calls]
         replies = (await self._wire.execute([*notices, *scripts]))[len(notices) :]
@@ -119,8 +115,9 @@ class FramePublisher:
             args += [frame.body_json() for frame in frames]
             if ending is not None:
                 dead = ending.dead
+                status = ending.outcome.status
                 args += [
-                    ending.outcome.to_json(), notice(message.message_id, ending.outcome.status),
+                    ending.outcome.to_json(), lifecycle_notice(message.message_id, status, write.run_id),
                     dead.reason if dead else b"", dead.error if dead else b"", ending.deliveries,
                     message.message_id,
                 ]  # fmt: skip
@@ -153,11 +150,6 @@ class FramePublisher:
             b"deliveries": deliveries, b"dispatch_id": dispatch_id, b"t": now_ms(),
         }  # fmt: skip
         await self._dead_letters.xadd(self._keyspace.dead, fields, maxlen=DEAD_LETTER_MAX_LEN)
-
-
-def notice(message_id: str, status: str) -> bytes:
-    """A lifecycle notice on `P:messages`."""
-    return orjson.dumps({"message_id": message_id, "status": status})
 
 
 def _verdict(item: Any) -> WriteVerdict:

@@ -123,12 +123,12 @@ def dead_producer(message_id: str, rng: random.Random, time_ms: int) -> Planned:
 
 
 def hostile(message_id: str, rng: random.Random, time_ms: int) -> Planned:
-    """A message failed for what surrounds its events: a squatted `E(M)`, or a bad `ns` or `node`."""
+    """A message failed for what surrounds its events: a squatted `E(M)`, or a bad `ns`, `node` or `run`."""
     events = valid_events(message_id, rng)
     entries = _entries(events, time_ms)
     if rng.random() < 0.5:
         return Planned(message_id, "poison", entries, events, "wrong_type", squatted=True)
-    bad = rng.choice([{"ns": "not json"}, {"ns": '["a", 1]'}, {"node": "n" * 300}])
+    bad = rng.choice([{"ns": "not json"}, {"ns": '["a", 1]'}, {"node": "n" * 300}, {"run": "r{1}"}])
     return Planned(message_id, "poison", entries, events, "invalid_dispatch", dispatch=bad)
 
 

@@ -13,7 +13,15 @@ from redis.asyncio import Redis
 from lcstream.streams.frames import Frame, FrameKind, Outcome
 from lcstream.streams.keys import Keyspace, MessageKeys
 from lcstream.streams.reader import read_frames, read_outcome
-from lcstream.worker.engine.batch import Batch, DeadLetter, Ending, MessageWrite, Verdict, WriteVerdict
+from lcstream.worker.engine.batch import (
+    Batch,
+    DeadLetter,
+    Ending,
+    MessageWrite,
+    Verdict,
+    WriteVerdict,
+    lifecycle_notice,
+)
 from lcstream.worker.engine.publisher import FramePublisher
 from lcstream.worker.engine.runner import Worker
 from tests.conftest import start_redis_server, stop_redis_server
@@ -218,14 +226,16 @@ async def test_a_flushed_script_is_loaded_again_and_notices_go_out_once(real_red
     await real_redis.script_flush()
     pubsub = real_redis.pubsub()
     await pubsub.subscribe(SPACE.notices)
-    batch = Batch((MessageWrite(NOBODY, keys, entry_id, text_frames(1, 1), None),), ("reloaded",), None)
+    started = (lifecycle_notice("reloaded", "started"),)
+    batch = Batch((MessageWrite(NOBODY, keys, entry_id, text_frames(1, 1), None),), started, None)
     assert [v.verdict for v in await publisher.publish(batch)] == [Verdict.WRITTEN]
-    await publisher.publish(Batch((), ("marker",), None))
+    await publisher.publish(Batch((), (lifecycle_notice("marker", "started", "run-1"),), None))
     notices = await collect_pubsub(pubsub, done=lambda got: any(b"marker" in p for _, p in got))
     await pubsub.aclose()  # type: ignore[no-untyped-call]
     assert [payload for _, payload in notices if b"reloaded" in payload] == [
         b'{"message_id":"reloaded","status":"started"}'
     ]
+    assert notices[-1][1] == b'{"message_id":"marker","status":"started","run_id":"run-1"}'  # v1.1
 
 
 async def test_on_a_cluster_dead_letters_follow_only_written_commits(real_redis: Redis) -> None:

@@ -142,11 +142,12 @@ async def test_ghosts_fail_with_the_idle_timeout_after_their_announcement(real_r
     assert all(reasons[m] == ["idle_timeout"] for m in ghosts)
 
 
-async def test_a_bad_namespace_or_node_fails_the_message_and_is_not_copied(real_redis: Redis) -> None:
+async def test_a_bad_namespace_node_or_run_fails_the_message_and_is_not_copied(real_redis: Redis) -> None:
     entries: dict[str, dict[str, str]] = {
         "bad-ns": {"ns": "not json"},
         "ns-of-numbers": {"ns": "[1, 2]"},
         "huge-node": {"node": "n" * 2_000_000},
+        "bad-run": {"run": "a run id with spaces"},
     }
     for message_id, fields in entries.items():
         await write_events(real_redis, message_id, PLAIN)
