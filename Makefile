@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-latest lint format pytest faults fixtures redis-server chromium bench bench-cluster clean
+.PHONY: install demo test test-latest lint format pytest faults fixtures redis-server chromium bench bench-cluster bench-runs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "lcstream needs Python >= 3.11"'
@@ -64,6 +64,10 @@ bench: install redis-server
 ## A backlog through a local 3-master Redis Cluster as partitions grow (issue 7): each master's share.
 bench-cluster: install redis-server
 	$(BIN)/python -m tests.benchmarks.cluster_spread
+
+## What RedisStreamHandler adds to a graph run's wall time (docs/performance.md, "Runs").
+bench-runs: install redis-server
+	$(BIN)/python -m tests.benchmarks.run_handler
 
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \

@@ -8,6 +8,7 @@ name keys, run generations as background jobs, and the errors. Everything else
 
 from lcstream.config import Settings, load_settings
 from lcstream.streams.attach import AttachedStream, attach
+from lcstream.streams.attach_run import attach_run
 from lcstream.streams.connection import connect
 from lcstream.streams.errors import (
     EventDecodeError,
@@ -18,6 +19,7 @@ from lcstream.streams.errors import (
     MessageNotFoundError,
     PartitionCountError,
     RedisUnavailableError,
+    RunFailedError,
     TokenError,
 )
 from lcstream.streams.frames import Frame, FrameKind, Outcome
@@ -33,6 +35,7 @@ from lcstream.streams.producer import (
 )
 from lcstream.streams.reader import read_events, read_frames, read_outcome
 from lcstream.streams.result import result
+from lcstream.streams.run_handler import RedisStreamHandler
 from lcstream.streams.snapshot import Snapshot, read_snapshot
 from lcstream.streams.subscribe import subscribe
 from lcstream.streams.tee import tee_stream
@@ -56,12 +59,15 @@ __all__ = [
     "Outcome",
     "PartitionCountError",
     "ProducerClosedError",
+    "RedisStreamHandler",
     "RedisUnavailableError",
+    "RunFailedError",
     "Settings",
     "Snapshot",
     "StreamProducer",
     "TokenError",
     "attach",
+    "attach_run",
     "cancel_generation",
     "connect",
     "enqueue_generation",

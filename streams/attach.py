@@ -112,17 +112,21 @@ def attach(
     read_count: int = 512,
     wait_for_start_s: float | None = DEFAULT_WAIT_FOR_START_S,
     limits: EventLimits | None = None,
+    namespace: list[str] | None = None,
+    node: str | None = None,
 ) -> AttachedStream:
     """A real `AsyncChatModelStream` of message M, fed from Redis as it is consumed.
 
     Use it like the stream `astream_events(version="v3")` returns:
     `async for delta in stream.text`, `await stream.output`, `await stream`.
     `wait_for_start_s` bounds how long it waits for a message with no events
-    yet (None: wait for the producer as long as it takes).
+    yet (None: wait for the producer as long as it takes). `namespace` and
+    `node` label the stream as LangGraph's `run.messages` does (`attach_run`
+    passes those of the run's index).
     """
     space = keyspace or default_keyspace()
     keys = space.message(message_id)
-    stream = AttachedStream(message_id=message_id)
+    stream = AttachedStream(message_id=message_id, namespace=namespace, node=node)
     pump = _Pump(
         redis, keys, space, stream,
         block_ms=block_ms, read_count=read_count, wait_for_start_s=wait_for_start_s,

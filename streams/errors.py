@@ -89,3 +89,14 @@ class MessageFailedError(LcstreamError):
 class TokenError(LcstreamError, ValueError):
     """A read token that can't be minted or used: no key configured, malformed, tampered with, expired,
     or signed by an unknown key."""
+
+
+class RunFailedError(LcstreamError):
+    """A run ended failed or interrupted; raised by `attach_run` after the messages that ran."""
+
+    def __init__(self, run_id: str, status: str, message: str, code: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        self.code = code
+        self.error_message = message
+        super().__init__(f"run {run_id} {status} ({code}): {message}")

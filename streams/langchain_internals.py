@@ -1,4 +1,8 @@
-"""The two things lcstream needs from langchain-core's `AsyncChatModelStream` that its public API lacks.
+"""What lcstream needs from langchain-core that its public API lacks.
+
+Two things of `AsyncChatModelStream`, and the marker class a callback handler
+inherits to receive protocol events under plain `invoke`/`ainvoke`
+(`V2StreamingOptIn`, which LangGraph's own v2 handler uses).
 
 A worker feeds events with `dispatch()` (public) and must then see, at once and
 without an event loop turn, which deltas each projection yielded; and it must
@@ -17,6 +21,26 @@ from typing import Any
 from langchain_core.language_models.chat_model_stream import AsyncChatModelStream, AsyncProjection
 
 from lcstream.streams.errors import LcstreamError
+
+try:  # the opt-in into `on_stream_event` for invoke/ainvoke; astream_events(version="v3") needs none
+    from langchain_core.tracers._streaming import _V2StreamingCallbackHandler as V2StreamingOptIn
+
+    V2_OPT_IN_FOUND = True
+except ImportError:  # pragma: no cover - a release moved it: handlers then see events under v3 streaming only
+
+    class V2StreamingOptIn:  # type: ignore[no-redef]
+        """Stand-in for langchain-core's marker, which this release does not have."""
+
+    V2_OPT_IN_FOUND = False
+
+__all__ = [
+    "V2_OPT_IN_FOUND",
+    "LangchainInternalsError",
+    "V2StreamingOptIn",
+    "check",
+    "drop_replay_buffers",
+    "take_deltas",
+]
 
 _NOTHING: list[Any] = []  # never appended to
 
