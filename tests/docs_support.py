@@ -38,6 +38,8 @@ RUN_BY = {
     "app.py": "tests/test_readme_jobs.py",
     "client.py": "tests/test_readme_jobs.py",
     "settings.py": "tests/test_doc_blocks.py",
+    "agent.py": "tests/test_docs_runs.py",
+    "follow_run.py": "tests/test_docs_runs.py",
 }
 
 _BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
