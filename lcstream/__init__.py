@@ -1,8 +1,9 @@
 """lcstream: LangChain chat-model streams through Redis, followed from anywhere.
 
-The public API, in one place: produce a message's events, read it back from any
-process (a real `AsyncChatModelStream`, frames, a snapshot, the result), connect,
-name keys, run generations as background jobs, and the errors. Everything else
+The public API, in one place: produce a message's events (or every chat-model call
+of a run), read it back from any process (a real `AsyncChatModelStream`, frames,
+a snapshot, the result; a run's messages or frames), connect, name keys, run
+generations as background jobs, and the errors. Everything else
 (`lcstream.worker`, the internals of `lcstream.streams`) may change without notice.
 """
 
@@ -38,6 +39,7 @@ from lcstream.streams.result import result
 from lcstream.streams.run_handler import RedisStreamHandler
 from lcstream.streams.snapshot import Snapshot, read_snapshot
 from lcstream.streams.subscribe import subscribe
+from lcstream.streams.subscribe_run import RunFrame, subscribe_run
 from lcstream.streams.tee import tee_stream
 from lcstream.streams.tokens import mint_read_token
 
@@ -62,6 +64,7 @@ __all__ = [
     "RedisStreamHandler",
     "RedisUnavailableError",
     "RunFailedError",
+    "RunFrame",
     "Settings",
     "Snapshot",
     "StreamProducer",
@@ -80,5 +83,6 @@ __all__ = [
     "read_snapshot",
     "result",
     "subscribe",
+    "subscribe_run",
     "tee_stream",
 ]

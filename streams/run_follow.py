@@ -1,0 +1,97 @@
+"""Following a run's index `X(R)`: its messages as they start, then its end, for every run reader.
+
+Catch-up, then blocking reads. It ends after the run's `end` entry (completed),
+or raises `RunFailedError` on a failed or interrupted end. A run whose producer
+died never gets its `end` from it: its messages end anyway (workers fail a
+silent one after `LCSTREAM_IDLE_TIMEOUT_S`), and once every message listed has
+an outcome and nothing new was listed for `run_idle_timeout_s`, the follower
+ends the run itself (failed, `idle_timeout`), once for everybody: the script
+that appends `end` writes it only once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import orjson
+
+from lcstream.streams.cluster import RedisClient
+from lcstream.streams.errors import MessageNotFoundError, RunFailedError
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.run_index import END_FIELD, end_run
+
+DEFAULT_RUN_IDLE_TIMEOUT_S = 300.0
+DEFAULT_RETENTION_S = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class RunMember:
+    """The n-th message of a run to start (n from 0), where it ran (namespace, node)."""
+
+    index: int
+    message_id: str
+    namespace: list[str]
+    node: str | None
+
+
+async def follow_run_index(
+    redis: RedisClient,
+    run_id: str,
+    keyspace: Keyspace,
+    *,
+    block_ms: int,
+    wait_for_start_s: float | None,
+    run_idle_timeout_s: float,
+    retention_s: int = DEFAULT_RETENTION_S,
+) -> AsyncIterator[RunMember]:
+    """Yield R's messages in start order until its end.
+
+    Raises:
+        MessageNotFoundError: R has no index within `wait_for_start_s` (None: wait as long as it takes).
+        RunFailedError: R ended failed or interrupted (after every message was yielded).
+    """
+    index = keyspace.run(run_id).index
+    cursor, listed = b"0-0", 0
+    open_messages: list[str] = []  # listed, without an outcome yet as far as we know
+    quiet_since = time.monotonic()
+    give_up_at = None if wait_for_start_s is None else time.monotonic() + wait_for_start_s
+    while True:
+        reply = await redis.xread({index: cursor}, count=256, block=block_ms)
+        for _, entries in reply or ():
+            for entry_id, fields in entries:
+                cursor, quiet_since = entry_id, time.monotonic()
+                if END_FIELD.encode() in fields:
+                    _raise_unless_completed(run_id, fields)
+                    return
+                member = RunMember(
+                    listed, fields[b"m"].decode(),
+                    orjson.loads(fields[b"ns"]) if b"ns" in fields else [],
+                    fields[b"node"].decode() if b"node" in fields else None,
+                )  # fmt: skip
+                listed += 1
+                open_messages.append(member.message_id)
+                yield member
+        if reply:
+            continue
+        if cursor == b"0-0":
+            if give_up_at is not None and time.monotonic() > give_up_at:
+                raise MessageNotFoundError(f"no run {run_id}: it has no index")
+            continue
+        open_messages = [m for m in open_messages if not await redis.exists(keyspace.message(m).result)]
+        if not open_messages and time.monotonic() - quiet_since > run_idle_timeout_s:
+            # Its producer is gone: end it (or find it ended by another follower), then read the end.
+            await end_run(
+                redis, keyspace, run_id, "failed", retention_s=retention_s,
+                error={"message": f"no new message for {run_idle_timeout_s:g} s and none open",
+                       "code": "idle_timeout"},
+            )  # fmt: skip
+
+
+def _raise_unless_completed(run_id: str, fields: dict[bytes, bytes]) -> None:
+    status = fields[END_FIELD.encode()].decode()
+    if status == "completed":
+        return
+    error = orjson.loads(fields[b"error"]) if b"error" in fields else {"message": status, "code": status}
+    raise RunFailedError(run_id, status, error["message"], error["code"])
