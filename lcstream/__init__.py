@@ -41,6 +41,7 @@ from lcstream.streams.snapshot import Snapshot, read_snapshot
 from lcstream.streams.subscribe import subscribe
 from lcstream.streams.subscribe_run import RunFrame, subscribe_run
 from lcstream.streams.tee import tee_stream
+from lcstream.streams.tee_run import tee_run
 from lcstream.streams.tokens import mint_read_token
 
 __all__ = [
@@ -84,5 +85,6 @@ __all__ = [
     "result",
     "subscribe",
     "subscribe_run",
+    "tee_run",
     "tee_stream",
 ]

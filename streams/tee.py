@@ -21,6 +21,7 @@ async def tee_stream(
     keyspace: Keyspace | None = None,
     namespace: list[str] | None = None,
     node: str | None = None,
+    run_id: str | None = None,
 ) -> str:
     """Write every protocol event of `stream` to Redis as it happens; return the message id.
 
@@ -29,7 +30,8 @@ async def tee_stream(
     The stream's projections are replay buffers, so both see every event.
     A model that raises (or is cancelled) still ends the message: an `error`
     event with the exception's text (code `model_error`, or `cancelled`) is
-    written in its place, so no announced message is left open.
+    written in its place, so no announced message is left open. `run_id`
+    announces it as a message of run R (`tee_run` passes it).
     """
     producer: StreamProducer | None = None
 
@@ -40,7 +42,9 @@ async def tee_stream(
             chosen = message_id or start_id or stream.message_id
             if not chosen:
                 raise ValueError("the stream has no message id yet; pass message_id")
-            producer = StreamProducer(redis, str(chosen), keyspace=keyspace, namespace=namespace, node=node)
+            producer = StreamProducer(
+                redis, str(chosen), keyspace=keyspace, namespace=namespace, node=node, run_id=run_id
+            )
         return producer
 
     try:

@@ -21,6 +21,7 @@ from lcstream.streams.errors import MessageFailedError, RunFailedError
 from lcstream.streams.keys import Keyspace
 from lcstream.streams.reader import read_events
 from lcstream.streams.run_handler import RedisStreamHandler
+from lcstream.streams.tee_run import tee_run
 from lcstream.worker.demo.models import ScriptedChatModel, text_chunks
 from tests.conftest import WorkerProcess
 from tests.helpers import wait_for
@@ -177,3 +178,18 @@ async def test_kill_9_of_the_graph_process_ends_the_run_failed_within_its_bound(
     print(
         f"\nkill -9 mid-run: the run ended {ended_after_s:.1f} s after (bounds {idle_s:g} + {run_idle_s:g} s)"
     )
+
+
+async def test_tee_run_copies_a_v3_run_the_caller_still_consumes(real_redis: Redis) -> None:
+    warnings.filterwarnings("ignore", message=".*v3 streaming protocol.*")
+    run = await build_graph(PACE_S).astream_events(State(notes=[]), version="v3")
+    teed = tee_run(real_redis, run, run_id="teed-1", keyspace=Keyspace())
+    follower = asyncio.create_task(follow(real_redis, "teed-1"))
+    seen = [await describe(stream) async for stream in teed.messages]  # the caller's own view
+    output = await run.output()  # the run's other projections are the caller's, untouched
+    await teed.finished()
+    assert output is not None and output["notes"][-1] == "It is sunny in Paris and the time is noon."
+    assert normalized(await asyncio.wait_for(follower, 30)) == normalized(seen)
+    assert [m["node"] for m in seen] == ["plan", "answer", "answer"]
+    end = (await real_redis.xrevrange(Keyspace().run("teed-1").index, count=1))[0][1]
+    assert end[b"end"] == b"completed"
