@@ -122,3 +122,10 @@ class RunIndex:
                 raise
             # Entry `seq` exists: this write's own, whose reply a dropped connection lost, or an ending a
             # follower wrote for a run it took as dead. Either way the index holds entry `seq`.
+
+
+async def lists_message(redis: RedisClient, keyspace: Keyspace, run_id: str, message_id: str) -> bool:
+    """Whether run R's index lists message M (a run's read token opens the messages it lists)."""
+    wanted = message_id.encode()
+    entries = await redis.xrange(keyspace.run(run_id).index)
+    return any(fields.get(b"m") == wanted for _, fields in entries)

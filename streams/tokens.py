@@ -1,4 +1,4 @@
-"""Read tokens for the gateway: short-lived, signed, scoped to one message.
+"""Read tokens for the gateway: short-lived, signed, scoped to one message or one run.
 
 The application that creates a message (its web backend, the call that enqueues
 a job) mints a token for the browser that will watch it; the gateway checks it.
@@ -22,12 +22,13 @@ from lcstream.streams.keys import validate_message_id
 
 ALGORITHM = "HS256"
 MESSAGE_SCOPE = "message"
+RUN_SCOPE = "run"  # a run and the messages it lists
 OPERATOR_SCOPE = "operator"  # an operator's dashboard session (a cookie the gateway sets)
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """What a valid token allows: `scope` (`message` or `operator`) and, for a message, its id."""
+    """What a valid token allows: `scope` (`message`, `run` or `operator`) and the message or run id."""
 
     scope: str
     subject: str
@@ -40,9 +41,15 @@ def key_id(key: str) -> str:
 
 
 def mint_read_token(
-    message_id: str, *, ttl_s: int | None = None, key: str | None = None, settings: Settings | None = None
+    message_id: str | None = None,
+    *,
+    run_id: str | None = None,
+    ttl_s: int | None = None,
+    key: str | None = None,
+    settings: Settings | None = None,
 ) -> str:
-    """A token that lets its holder read message M on the gateway for `ttl_s` seconds.
+    """A token that lets its holder read message M, or run R and its messages, on the gateway for
+    `ttl_s` seconds. Name exactly one of `message_id` and `run_id`.
 
     The key and lifetime default to the settings (`LCSTREAM_GATEWAY_TOKEN_KEYS`'s first key,
     `LCSTREAM_GATEWAY_TOKEN_TTL_S`).
@@ -50,7 +57,11 @@ def mint_read_token(
     Raises:
         TokenError: no key is configured.
     """
-    validate_message_id(message_id)
+    if (message_id is None) == (run_id is None):
+        raise TokenError("a read token names one message or one run: give one of the two")
+    scope, subject = (MESSAGE_SCOPE, message_id) if message_id is not None else (RUN_SCOPE, run_id)
+    assert subject is not None
+    validate_message_id(subject)
     if key is None or ttl_s is None:
         settings = settings if settings is not None else load_settings()
         if key is None:
@@ -60,7 +71,7 @@ def mint_read_token(
         ttl_s = settings.gateway_token_ttl_s if ttl_s is None else ttl_s
     if ttl_s < 1:
         raise TokenError(f"a token lives at least 1 second, not {ttl_s}")
-    return sign(MESSAGE_SCOPE, message_id, key=key, ttl_s=ttl_s)
+    return sign(scope, subject, key=key, ttl_s=ttl_s)
 
 
 def sign(scope: str, subject: str, *, key: str, ttl_s: int) -> str:
@@ -89,6 +100,6 @@ def verify(token: str, keys: list[str]) -> Grant:
     except jwt.InvalidTokenError:
         raise TokenError("invalid token: malformed, or not signed by this key") from None
     scope, subject = claims["scope"], claims["sub"]
-    if scope not in (MESSAGE_SCOPE, OPERATOR_SCOPE) or not isinstance(subject, str):
+    if scope not in (MESSAGE_SCOPE, RUN_SCOPE, OPERATOR_SCOPE) or not isinstance(subject, str):
         raise TokenError("invalid token: unknown scope")
     return Grant(scope, subject, int(claims["exp"]))

@@ -84,3 +84,11 @@ def test_short_keys_and_operator_tokens_are_refused_by_the_settings() -> None:
         load_settings(gateway_token_keys="short")  # noqa: S106 - too short on purpose
     with pytest.raises(ValueError, match="16 characters"):
         load_settings(gateway_operator_token="short")  # noqa: S106 - too short on purpose
+
+
+def test_a_run_token_names_the_run_and_a_token_names_exactly_one_thing() -> None:
+    grant = verify(mint_read_token(run_id="run-1", key=KEY, ttl_s=60), [KEY])
+    assert (grant.scope, grant.subject) == ("run", "run-1")
+    for both_or_neither in ({"message_id": "m-1", "run_id": "run-1"}, {}):
+        with pytest.raises(TokenError, match="one message or one run"):
+            mint_read_token(**both_or_neither, key=KEY, ttl_s=60)  # type: ignore[arg-type]

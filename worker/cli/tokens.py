@@ -1,4 +1,4 @@
-"""`lcstream token`: mint a read token that opens one message on the gateway."""
+"""`lcstream token`: mint a read token that opens one message, or one run, on the gateway."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from lcstream.worker.cli.common import ConfigOption, JsonOption, print_json, rep
 
 @reports_errors
 def token(
-    message_id: Annotated[str, typer.Argument(help="The message the token opens.")],
+    message_id: Annotated[str | None, typer.Argument(help="The message the token opens.")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Open this run and its messages instead of one message.")
+    ] = None,
     ttl_s: Annotated[
         int | None,
         typer.Option(min=1, max=7 * 86400, help="Lifetime, seconds (default: LCSTREAM_GATEWAY_TOKEN_TTL_S)."),
@@ -22,12 +25,13 @@ def token(
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Print a read token for one message, signed with LCSTREAM_GATEWAY_TOKEN_KEYS' first key; exit 2
-    without a key. Pass it as `Authorization: Bearer` or `?token=` (docs/security.md)."""
+    """Print a read token for a message (or --run R), signed with LCSTREAM_GATEWAY_TOKEN_KEYS' first key;
+    exit 2 without a key. Pass it as `Authorization: Bearer` or `?token=` (docs/security.md)."""
     settings = load_settings(config)
-    minted = mint_read_token(message_id, ttl_s=ttl_s, settings=settings)
+    minted = mint_read_token(message_id, run_id=run_id, ttl_s=ttl_s, settings=settings)
     if as_json:
         grant = verify(minted, [settings.gateway_token_keys[0].get_secret_value()])
-        print_json({"message_id": message_id, "token": minted, "expires_at": grant.expires_at})
+        named = {"run_id": run_id} if run_id is not None else {"message_id": message_id}
+        print_json({**named, "token": minted, "expires_at": grant.expires_at})
     else:
         sys.stdout.write(f"{minted}\n")

@@ -31,7 +31,7 @@ async def get_message(request: Request) -> Response:
     """200 with the outcome `R(M)`; 202 while it streams (`seq`: frames so far); 404 when unknown."""
     gateway = gateway_of(request)
     raw_id = request.path_params["message_id"]
-    if isinstance(refused := gateway.authority.authorize(request, raw_id), Response):
+    if isinstance(refused := await gateway.authorize(request, message_id=raw_id), Response):
         return refused
     try:
         keys = gateway.keyspace.message(raw_id)
@@ -51,7 +51,7 @@ async def get_message(request: Request) -> Response:
 async def list_messages(request: Request) -> Response:
     """Recent and active messages from the lifecycle notices this gateway heard, newest first."""
     gateway = gateway_of(request)
-    if isinstance(refused := gateway.authority.authorize(request, None), Response):
+    if isinstance(refused := await gateway.authorize(request), Response):
         return refused
     notices = gateway.notices
     return _json({"messages": notices.recent(), "listening_since": notices.listening_since})
@@ -93,7 +93,7 @@ async def metrics(request: Request) -> Response:
     """Prometheus text format (operators); the consumer group's backlog is read from Redis for each
     scrape (the gateway stays up while every worker is down, which is when the backlog matters)."""
     gateway = gateway_of(request)
-    if isinstance(refused := gateway.authority.authorize(request, None), Response):
+    if isinstance(refused := await gateway.authorize(request), Response):
         return refused
     group = gateway.settings.group
     for k, dispatch in enumerate(gateway.keyspace.all_dispatch()):

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from lcstream.config import Settings
 from lcstream.streams.connection import connect
 from lcstream.streams.keys import Keyspace
-from lcstream.worker.gateway import api, errors
+from lcstream.worker.gateway import api, errors, runs_api
 from lcstream.worker.gateway.access_log import AccessLog
 from lcstream.worker.gateway.auth import Authority, auth_required
 from lcstream.worker.gateway.hub import HubRegistry
@@ -27,6 +27,7 @@ from lcstream.worker.gateway.limits import ClientStreams
 from lcstream.worker.gateway.live_mux import LiveMux
 from lcstream.worker.gateway.metrics import GatewayMetrics
 from lcstream.worker.gateway.notices import NoticeBoard
+from lcstream.worker.gateway.run_hub import RunHubRegistry
 from lcstream.worker.gateway.sse import CutOffFilter, stream_message
 from lcstream.worker.gateway.state import Gateway
 
@@ -52,7 +53,8 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 
 def create_app(settings: Settings) -> Starlette:
-    """The gateway: SSE per message, outcomes, recent messages, sessions, health, metrics, the dashboard.
+    """The gateway: SSE per message and per run, outcomes, recent messages and runs, sessions, health,
+    metrics, the dashboard.
 
     Who may read what follows the settings (`auth.auth_required`); `lcstream serve` refuses to listen
     beyond loopback without a credential (`auth.exposure_problem`).
@@ -79,6 +81,8 @@ def create_app(settings: Settings) -> Starlette:
             redis=redis,
             keyspace=keyspace,
             hubs=HubRegistry(redis, keyspace, metrics, live=live, capacity=settings.gateway_max_readers),
+            runs=RunHubRegistry(redis, keyspace, live=live, capacity=settings.gateway_max_readers),
+            live=live,
             notices=NoticeBoard(redis, keyspace, settings.gateway_recent_messages),
             metrics=metrics,
             authority=authority,
@@ -92,6 +96,7 @@ def create_app(settings: Settings) -> Starlette:
             notices.cancel()
             await asyncio.gather(notices, return_exceptions=True)
             await gateway.hubs.aclose()
+            await gateway.runs.aclose()
             await live.aclose()
             await redis.aclose()
 
@@ -104,6 +109,9 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/messages", api.list_messages),
         Route("/v1/messages/{message_id}", api.get_message),
         Route("/v1/messages/{message_id}/stream", stream_message),
+        Route("/v1/runs", runs_api.list_runs),
+        Route("/v1/runs/{run_id}", runs_api.get_run),
+        Route("/v1/runs/{run_id}/stream", runs_api.stream_run),
         Mount("/static", StaticFiles(directory=api.STATIC_DIR), name="static"),
     ]
     middleware = [Middleware(AccessLog, metrics=metrics)]

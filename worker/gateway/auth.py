@@ -3,7 +3,7 @@
 Credentials, checked in this order:
 
 - `Authorization: Bearer <token>`: the operator token (compared in constant
-  time), or a read token (`lcstream.streams.tokens`);
+  time), or a read token of a message or a run (`lcstream.streams.tokens`);
 - `?token=<read token>` in the URL, for a browser's `EventSource`, which can
   send no header (the token is short-lived and names one message; responses
   carry `Referrer-Policy: no-referrer`, and the gateway logs no query string);
@@ -27,22 +27,22 @@ from starlette.responses import Response
 
 from lcstream.config import Settings
 from lcstream.streams.errors import TokenError
-from lcstream.streams.tokens import MESSAGE_SCOPE, OPERATOR_SCOPE, sign, verify
-from lcstream.worker.gateway.errors import error, shown_id
+from lcstream.streams.tokens import MESSAGE_SCOPE, OPERATOR_SCOPE, RUN_SCOPE, sign, verify
+from lcstream.worker.gateway.errors import error
+
+READ_SCOPES = (MESSAGE_SCOPE, RUN_SCOPE)  # what `Authorization: Bearer` and `?token=` may carry
 
 SESSION_COOKIE = "lcstream_session"
 
 
 @dataclass(frozen=True, slots=True)
 class Access:
-    """What a request may read: everything (an operator, or an open gateway), or one message."""
+    """What a request may read: everything (an operator, or an open gateway), one message, or one run
+    and its messages (`Gateway.authorize` checks that a message is the run's)."""
 
     operator: bool
     message_id: str | None = None
-
-    def allows(self, message_id: str | None) -> bool:
-        """Whether this access reads `message_id` (None: operator-only data such as lists)."""
-        return self.operator or (message_id is not None and message_id == self.message_id)
+    run_id: str | None = None
 
 
 OPEN = Access(operator=True)
@@ -72,20 +72,17 @@ class Authority:
         if header and scheme.lower() == "bearer" and presented:
             if self._operator is not None and hmac.compare_digest(presented.encode(), self._operator):
                 return OPEN
-            return self._from_token(presented, self._keys, MESSAGE_SCOPE)
+            return self._from_token(presented, self._keys, READ_SCOPES)
         if token := request.query_params.get("token"):
-            return self._from_token(token, self._keys, MESSAGE_SCOPE)
+            return self._from_token(token, self._keys, READ_SCOPES)
         if session := request.cookies.get(SESSION_COOKIE):
-            return self._from_token(session, self._session_keys, OPERATOR_SCOPE)
+            return self._from_token(session, self._session_keys, (OPERATOR_SCOPE,))
         return error("unauthorized", "a credential is required: a bearer token, ?token= or a session")
 
-    def authorize(self, request: Request, message_id: str | None) -> Access | Response:
-        """The request's access if it may read `message_id` (None: operator-only data), else 401 or 403."""
-        access = self.access(request)
-        if isinstance(access, Access) and not access.allows(message_id):
-            what = f"message {shown_id(message_id)}" if message_id else "this (operators only)"
-            return error("forbidden", f"this credential does not allow reading {what}")
-        return access
+    @staticmethod
+    def refuse(what: str) -> Response:
+        """The 403 of a credential that does not cover `what`."""
+        return error("forbidden", f"this credential does not allow reading {what}")
 
     def operator_session(self, presented: str) -> str | None:
         """A session cookie's value for the operator token `presented`, or None if it is not that token."""
@@ -98,14 +95,18 @@ class Authority:
         """How long an operator session lasts."""
         return self._session_ttl_s
 
-    def _from_token(self, token: str, keys: list[str], scope: str) -> Access | Response:
+    def _from_token(self, token: str, keys: list[str], scopes: tuple[str, ...]) -> Access | Response:
         try:
             grant = verify(token, keys)
         except TokenError as exc:
             return error("invalid_token", str(exc))
-        if grant.scope != scope:
+        if grant.scope not in scopes:
             return error("invalid_token", f"a {grant.scope} token can't be used here")
-        return OPEN if grant.scope == OPERATOR_SCOPE else Access(operator=False, message_id=grant.subject)
+        if grant.scope == OPERATOR_SCOPE:
+            return OPEN
+        if grant.scope == RUN_SCOPE:
+            return Access(operator=False, run_id=grant.subject)
+        return Access(operator=False, message_id=grant.subject)
 
 
 def is_loopback(host: str) -> bool:

@@ -19,6 +19,7 @@ log = structlog.get_logger("lcstream.gateway")
 # code -> HTTP status: the whole vocabulary (docs/gateway.md lists it).
 CODES = {
     "invalid_message_id": 400,
+    "invalid_run_id": 400,
     "invalid_parameter": 400,
     "cors_refused": 400,
     "unauthorized": 401,

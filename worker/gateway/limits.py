@@ -18,10 +18,10 @@ class ClientStreams:
 
     @staticmethod
     def client_of(request: Request, access: Access) -> str:
-        """Who a stream counts against: the message of a token (however many browsers hold it), else the
-        client's address."""
-        if not access.operator and access.message_id is not None:
-            return f"token:{access.message_id}"
+        """Who a stream counts against: the message or run of a token (however many browsers hold it),
+        else the client's address."""
+        if not access.operator and (subject := access.message_id or access.run_id) is not None:
+            return f"token:{subject}"
         return f"address:{request.client.host if request.client else '?'}"
 
     def acquire(self, client: str) -> bool:

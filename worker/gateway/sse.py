@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from lcstream.streams.errors import InvalidMessageIdError
 from lcstream.streams.keys import MessageKeys
+from lcstream.worker.gateway.auth import Access
 from lcstream.worker.gateway.errors import error
 from lcstream.worker.gateway.history import PAGE_FRAMES, fold_snapshot, is_terminal, last_frame, read_page
 from lcstream.worker.gateway.hub import ClientFeed
@@ -60,8 +61,10 @@ class FrameStream(EventSourceResponse):
         feed: ClientFeed,
         gateway: Gateway,
         *,
+        leave: Callable[[ClientFeed], None],
         release: Callable[[], None],
     ) -> None:
+        self._leave = leave
         self._release = release
         self._shutdown = anyio.Event()
         super().__init__(
@@ -90,7 +93,7 @@ class FrameStream(EventSourceResponse):
             log.info("client-aborted", error=str(exc))
         finally:
             metrics.sse_clients.dec()
-            self._gateway.hubs.leave(self._feed)
+            self._leave(self._feed)
             self._release()
 
     async def _end_on_shutdown(self) -> None:
@@ -128,12 +131,12 @@ def _snapshot_flag(request: Request) -> bool:
     return FLAGS[raw]
 
 
-async def _known_within(gateway: Gateway, keys: MessageKeys) -> bool:
-    """Whether anything of M (events, frames, outcome) exists, waiting up to the configured time for a
-    producer that is about to start."""
+async def known_within(gateway: Gateway, *keys: str) -> bool:
+    """Whether any of `keys` (of M: events, frames, outcome; of R: its index) exists, waiting up to the
+    configured time for a producer that is about to start."""
     deadline = time.monotonic() + gateway.settings.gateway_wait_for_start_s
     polls = 0
-    while not await gateway.redis.exists(keys.events, keys.out, keys.result):
+    while not await gateway.redis.exists(*keys):
         remaining_s = deadline - time.monotonic()
         if remaining_s <= 0:
             return False
@@ -147,7 +150,7 @@ async def stream_message(request: Request) -> Response:
     """The SSE endpoint."""
     gateway = gateway_of(request)
     raw_id = request.path_params["message_id"]
-    access = gateway.authority.authorize(request, raw_id)
+    access = await gateway.authorize(request, message_id=raw_id)
     if isinstance(access, Response):
         return access
     try:
@@ -158,7 +161,7 @@ async def stream_message(request: Request) -> Response:
         after, snapshot = _resume_point(request), _snapshot_flag(request)
     except ParameterError as exc:
         return error("invalid_parameter", str(exc))
-    if not await _known_within(gateway, keys):
+    if not await known_within(gateway, keys.events, keys.out, keys.result):
         waited = gateway.settings.gateway_wait_for_start_s
         return error("not_found", f"nothing is known of message {keys.message_id} (waited {waited:g} s)")
     tail = await last_frame(gateway.redis, keys)
@@ -168,17 +171,28 @@ async def stream_message(request: Request) -> Response:
         return error("invalid_parameter", message)
     if after is not None and tail is not None and is_terminal(tail) and after >= tail.seq:
         return Response(status_code=204)  # nothing more will come: EventSource stops reconnecting
-    if not gateway.hubs.has_room_for(keys.message_id):
-        busy = f"the gateway streams {gateway.settings.gateway_max_readers} messages already; retry later"
+    admitted = admit(request, gateway, access, has_room=gateway.hubs.has_room_for(keys.message_id))
+    if isinstance(admitted, Response):
+        return admitted
+    feed = ClientFeed(after or 0, gateway.settings.gateway_client_buffer)
+    events = _events(gateway, keys, feed, snapshot=snapshot and after is None)
+    return FrameStream(events, feed, gateway, leave=gateway.hubs.leave, release=admitted)
+
+
+def admit(
+    request: Request, gateway: Gateway, access: Access, *, has_room: bool
+) -> Callable[[], None] | Response:
+    """Count one more stream of the request's client; the call that gives its place back, or the 503
+    (no room for another reader) or 429 (the client holds its limit) that refuses it."""
+    if not has_room:
+        busy = f"the gateway streams {gateway.settings.gateway_max_readers} messages (or runs) already"
         return error("gateway_busy", busy, headers={"Retry-After": BUSY_RETRY_AFTER_S})
     client = gateway.client_streams.client_of(request, access)
     if not gateway.client_streams.acquire(client):
         limit = gateway.settings.gateway_max_client_streams
         too_many = f"at most {limit} streams at once per client; close one first"
         return error("too_many_streams", too_many, headers={"Retry-After": BUSY_RETRY_AFTER_S})
-    feed = ClientFeed(after or 0, gateway.settings.gateway_client_buffer)
-    events = _events(gateway, keys, feed, snapshot=snapshot and after is None)
-    return FrameStream(events, feed, gateway, release=lambda: gateway.client_streams.release(client))
+    return lambda: gateway.client_streams.release(client)
 
 
 async def _events(

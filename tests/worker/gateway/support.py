@@ -183,3 +183,17 @@ def rich_events(message_id: str, tokens: int) -> list[dict[str, Any]]:
     chunks.append(usage_chunk(21, tokens + 6))
     generations = iter([ChatGenerationChunk(message=chunk) for chunk in chunks])
     return [dict(event) for event in chunks_to_events(generations, message_id=message_id)]
+
+
+async def raw_get(port: int, path: str, headers: str = "") -> tuple[int, bytes, float]:
+    """Status, body and seconds to the status line of one HTTP/1.0 request (the body ends at close);
+    `headers`: more header lines, each ending with CRLF."""
+    started = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode())
+    status_line = await reader.readline()
+    answered_s = time.monotonic() - started
+    rest = await reader.read()
+    writer.close()
+    _, body = rest.split(b"\r\n\r\n", 1)
+    return int(status_line.split()[1]), body, answered_s

@@ -17,11 +17,13 @@ from redis.asyncio import Redis
 
 from lcstream.streams.keys import Keyspace
 from lcstream.streams.producer import publish_events
+from lcstream.streams.run_handler import RedisStreamHandler
 from lcstream.streams.snapshot import read_snapshot
 from lcstream.streams.tokens import MESSAGE_SCOPE, mint_read_token, sign
 from tests.conftest import WorkerProcess
 from tests.faults.support import Gate, stream_message
 from tests.helpers import wait_for
+from tests.streams.agent_graph import State, build_graph
 from tests.worker.gateway.conftest import SpawnGateway
 from tests.worker.gateway.support import metric, rich_events, text_events
 
@@ -201,3 +203,63 @@ async def test_dashboard_asks_operators_to_sign_in_and_shows_a_viewer_only_their
 
 async def _completed(redis: Redis, message_id: str) -> bool:
     return bool(await redis.exists(Keyspace().message(message_id).result))
+
+
+async def shown_run(page: Page) -> dict[str, Any]:
+    """What the page shows of the selected run: its status, and per node the messages' texts."""
+    result: dict[str, Any] = await page.evaluate(
+        """() => ({
+            status: document.getElementById("run-status").textContent,
+            groups: [...document.querySelectorAll(".node-group")].map((group) => [
+                group.dataset.node,
+                [...group.querySelectorAll(".run-message")].map(
+                    (m) => [m.dataset.messageId, m.querySelector(".text").textContent]),
+            ]),
+        })"""
+    )
+    return result
+
+
+async def test_dashboard_shows_a_run_s_messages_grouped_by_node_while_they_stream(
+    real_redis: Redis, spawn_worker: Callable[..., WorkerProcess], spawn_gateway: SpawnGateway
+) -> None:
+    executable = chromium()
+    gateway = await spawn_gateway()
+    spawn_worker()
+    handler = RedisStreamHandler(real_redis, run_id="dash-run", keyspace=Keyspace())
+    graph = asyncio.create_task(build_graph(0.08).ainvoke(State(notes=[]), config={"callbacks": [handler]}))
+    await wait_for(partial(_run_started, real_redis, "dash-run"), what="the run to start")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            page = await (await browser.new_context(viewport={"width": 1400, "height": 880})).new_page()
+            await page.goto(f"{gateway.url}/#r=dash-run")
+            growing: list[int] = []  # the newest message's text, each look while the run still runs
+            deadline = time.monotonic() + 30
+            while (now := await shown_run(page))["status"] != "completed":
+                assert time.monotonic() < deadline, now
+                texts = [text for _, messages in now["groups"] for _, text in messages]
+                if texts and (not growing or len(texts[-1]) != growing[-1]):
+                    growing.append(len(texts[-1]))
+                    if len(growing) == 6:
+                        await page.screenshot(path=ARTIFACTS / "dashboard-run-streaming.png")
+                await asyncio.sleep(0.05)
+            await graph
+            assert len(growing) >= 6, growing  # texts seen changing while the run streamed
+            final = await shown_run(page)
+            assert [(node, len(messages)) for node, messages in final["groups"]] == [
+                ("plan", 1),
+                ("answer", 2),
+            ]
+            for _, messages in final["groups"]:
+                for message_id, text in messages:
+                    assert text == (await read_snapshot(real_redis, message_id)).text
+            await page.screenshot(path=ARTIFACTS / "dashboard-run.png")
+        finally:
+            await browser.close()
+
+
+async def _run_started(redis: Redis, run_id: str) -> bool:
+    return bool(await redis.exists(Keyspace().run(run_id).index))

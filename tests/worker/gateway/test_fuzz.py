@@ -160,6 +160,7 @@ odd_authorization = st.builds(
 )
 METHODS = ["GET"] * 6 + ["POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"]
 PATHS = ["/v1/messages/{id}", "/v1/messages/{id}/stream"] * 3 + [
+    "/v1/runs", "/v1/runs/{id}", "/v1/runs/{id}/stream",
     "/v1/messages", "/v1/session", "/metrics", "/healthz", "/", "/static/{id}", "/{id}",
     "/v1/messages/{id}/{id}", "/v1/messages/{id}/stream/", "/healthz/",
 ]  # fmt: skip

@@ -17,26 +17,13 @@ from tests import procfs
 from tests.conftest import RedisServer, WorkerProcess
 from tests.helpers import wait_for
 from tests.worker.gateway.conftest import SpawnGateway
-from tests.worker.gateway.support import metric, text_events
+from tests.worker.gateway.support import metric, raw_get, text_events
 
 EXISTING, UNKNOWN, CLIENTS_PER_MESSAGE = 500, 500, 3  # 1,500 + 500 = 2,000 clients, 1,000 messages
 WAIT_FOR_START_S = 2.0
 NOT_FOUND_SLACK_S = 5.0  # on top of the wait: 2,000 connections arrive at once on a 2-core machine
 # app.py's pool, which the live multiplexer's and the notices' pub/sub connections come from too.
 MAX_REDIS_CONNECTIONS = 8
-
-
-async def get(port: int, path: str) -> tuple[int, bytes, float]:
-    """Status, body and seconds to the status line of one HTTP/1.0 request (the body ends at close)."""
-    started = time.monotonic()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    status_line = await reader.readline()
-    answered_s = time.monotonic() - started
-    rest = await reader.read()
-    writer.close()
-    _, body = rest.split(b"\r\n\r\n", 1)
-    return int(status_line.split()[1]), body, answered_s
 
 
 def frame_ids(body: bytes) -> list[int]:
@@ -83,12 +70,12 @@ async def test_2000_clients_on_1000_messages_over_a_fixed_number_of_redis_connec
     sampler = asyncio.create_task(sample_connections())
     started = time.monotonic()
     watchers = {
-        (m, n): asyncio.create_task(get(gateway.port, f"/v1/messages/{m}/stream"))
+        (m, n): asyncio.create_task(raw_get(gateway.port, f"/v1/messages/{m}/stream"))
         for m in existing
         for n in range(CLIENTS_PER_MESSAGE)
     }
     strangers = {
-        m: asyncio.create_task(get(gateway.port, f"/v1/messages/{m}/stream"))
+        m: asyncio.create_task(raw_get(gateway.port, f"/v1/messages/{m}/stream"))
         for m in (f"ghost-{i}" for i in range(UNKNOWN))
     }
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:

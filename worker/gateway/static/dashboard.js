@@ -165,6 +165,7 @@ function select(id) {
 }
 
 function open(id) {
+  if (typeof closeRun === "function") closeRun(); // runs.js: one thing at a time
   if (state.source) state.source.close();
   clearTimeout(state.retry);
   state.selected = id;
