@@ -132,6 +132,10 @@ class Settings(GatewaySettings):
         default_factory=list,
         description="Other factories generation jobs may name (comma-separated); any other is refused.",
     )
+    allowed_graphs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Graph factories 'module:factory' that graph-run jobs may name (comma-separated).",
+    )
     job_timeout_s: float = Field(300.0, gt=0, description="Longest a job may run before it is cancelled.")
     job_max_tries: int = Field(3, ge=1, description="Runs of one job, counting arq's retries after a crash.")
     max_jobs: int = Field(10, ge=1, description="Jobs one arq worker runs at once.")
@@ -166,7 +170,7 @@ class Settings(GatewaySettings):
             )
         return value
 
-    @field_validator("allowed_models", mode="before")
+    @field_validator("allowed_models", "allowed_graphs", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:
         if isinstance(value, str):  # from the environment: comma-separated
@@ -178,7 +182,7 @@ class Settings(GatewaySettings):
     def _check_model(cls, value: str | None) -> str | None:
         return None if value is None else check_model_path(value)
 
-    @field_validator("allowed_models")
+    @field_validator("allowed_models", "allowed_graphs")
     @classmethod
     def _check_models(cls, value: list[str]) -> list[str]:
         return [check_model_path(path) for path in value]

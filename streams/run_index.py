@@ -129,3 +129,12 @@ async def lists_message(redis: RedisClient, keyspace: Keyspace, run_id: str, mes
     wanted = message_id.encode()
     entries = await redis.xrange(keyspace.run(run_id).index)
     return any(fields.get(b"m") == wanted for _, fields in entries)
+
+
+async def run_status(redis: RedisClient, keyspace: Keyspace, run_id: str) -> str | None:
+    """How run R stands: None (no index), `running`, or how it ended."""
+    last = await redis.xrevrange(keyspace.run(run_id).index, count=1)
+    if not last:
+        return None
+    ending = last[0][1].get(END_FIELD.encode())
+    return ending.decode() if ending is not None else "running"

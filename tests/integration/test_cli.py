@@ -24,6 +24,10 @@ def test_demo_runs_with_no_redis_server(worker_env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr
     assert "4 messages through Redis: all outcomes equal the in-process stream" in done.stdout
     assert done.stdout.count("matches in-process stream: yes") == 4
+    # The agent: a three-node graph run in the background, followed live as a run, checked message by message.
+    assert "plan lc_run--" in done.stdout and "-> get_weather({'city': 'Paris'})" in done.stdout
+    assert "answer lc_run--" in done.stdout
+    assert "completed: each equals the worker's stored outcome" in done.stdout
 
 
 def write_jsonl(path: Path, events: list[dict[str, object]]) -> Path:

@@ -103,5 +103,15 @@ async def main(mode: str, run_id: str, pace_s: float) -> None:
         await redis.aclose()
 
 
+def agent() -> CompiledStateGraph[State, None, State, State]:
+    """The graph as a factory for graph-run jobs (`LCSTREAM_ALLOWED_GRAPHS`)."""
+    return build_graph()
+
+
+def slow_agent() -> CompiledStateGraph[State, None, State, State]:
+    """The graph streaming a chunk every 0.2 s: a run still going when a test cancels it."""
+    return build_graph(0.2)
+
+
 if __name__ == "__main__":
     asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 
 from lcstream.config import load_settings
 from lcstream.streams.cluster import RedisClient
@@ -27,55 +26,20 @@ from lcstream.worker.cli.common import (
     reports_errors,
     with_redis,
 )
-from lcstream.worker.engine.handler import GIVEN_UP_REASONS, MessageHandler
+from lcstream.worker.cli.printing import TailPrinter, compare_outcomes
+from lcstream.worker.cli.runs import replay_run, tail_run
+from lcstream.worker.engine.handler import MessageHandler
 from lcstream.worker.jobs.reassembly import rebuild
 
 MessageIdArgument = Annotated[str, typer.Argument(help="The message id.")]
 
 
-class _TailPrinter:
-    """Writes frames to the terminal as they come: reasoning dim, text plain, tool calls as calls."""
-
-    def __init__(self, console: Console) -> None:
-        self._console = console
-        self._section: tuple[FrameKind, int] | None = None
-
-    def show(self, frame: Frame) -> None:
-        kind, data = frame.kind, frame.data
-        if kind is FrameKind.START:
-            self._console.print(f"[bold cyan]{data['message_id']}[/] started", highlight=False)
-        elif kind in (FrameKind.TEXT, FrameKind.REASONING):
-            self._enter((kind, 0), "[dim]thinking:[/] " if kind is FrameKind.REASONING else "")
-            style = "dim italic" if kind is FrameKind.REASONING else ""
-            self._console.print(data, end="", style=style, highlight=False, markup=False)
-        elif kind is FrameKind.TOOL_CALL_CHUNK:
-            index = data.get("index", 0)
-            self._enter((kind, index), f"[blue]-> {data.get('name') or '?'}[/]")
-            self._console.print(data.get("args") or "", end="", style="blue", highlight=False, markup=False)
-        elif kind is FrameKind.OUTPUT:
-            usage = data["data"].get("usage_metadata")
-            self._end()
-            self._console.print(f"[green]completed[/] usage={usage}", highlight=False)
-        else:
-            self._end()
-            self._console.print(f"[red]failed ({data['code']})[/]: {data['message']}", highlight=False)
-
-    def _enter(self, section: tuple[FrameKind, int], header: str) -> None:
-        if section != self._section:
-            self._end()
-            if header:
-                self._console.print(header, end=" " if section[0] is FrameKind.TOOL_CALL_CHUNK else "")
-            self._section = section
-
-    def _end(self) -> None:
-        if self._section is not None:
-            self._console.print()
-            self._section = None
-
-
 @reports_errors
 def tail(
-    message_id: MessageIdArgument,
+    message_id: Annotated[str | None, typer.Argument(help="The message id (or --run R).")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Follow every message of this run instead.")
+    ] = None,
     after: Annotated[int, typer.Option(min=0, help="Start after this frame seq.")] = 0,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for a message that does not exist yet, as long as it takes.")
@@ -87,10 +51,17 @@ def tail(
     config: ConfigOption = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Follow a message live (text, reasoning, tool calls), then its outcome; exit 1 if it failed, 4 if
-    nothing of it appeared within --wait-s. Past the last frame of an ended message it ends at once."""
+    """Follow a message (or --run R: each message of a run) live: text, reasoning, tool calls, then its
+    outcome; exit 1 if it failed, 4 if nothing of it appeared within --wait-s. Past the last frame of an
+    ended message it ends at once."""
     settings = load_settings(config, redis_url=redis_url)
-    printer = _TailPrinter(out)
+    if (message_id is None) == (run_id is None):
+        fail(ExitCode.USAGE, "name a message, or a run with --run, not both")
+    if run_id is not None:
+        tail_run(settings, run_id, wait_for_start_s=None if wait else wait_s, as_json=as_json)
+        return
+    assert message_id is not None
+    printer = TailPrinter(out)
 
     async def work(redis: RedisClient, keyspace: Keyspace) -> Frame | None:
         last = None
@@ -129,7 +100,8 @@ def result(
 
 @reports_errors
 def replay(
-    message_id: MessageIdArgument,
+    message_id: Annotated[str | None, typer.Argument(help="The message id (or --run R).")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Rebuild every message of this run.")] = None,
     diff: Annotated[
         bool, typer.Option("--diff", help="Compare with the stored outcome; exit 1 if different.")
     ] = False,
@@ -137,13 +109,20 @@ def replay(
     config: ConfigOption = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Rebuild a message offline from its stored events; print its projections and AIMessage.
+    """Rebuild a message (or --run R: each message of a run) offline from its stored events; print its
+    projections and AIMessage.
 
     With --diff, an outcome the worker gave for a reason outside the events
     (`idle_timeout`, `max_open_time`, `max_deliveries`, `wrong_type`,
     `invalid_dispatch`) is not a difference: the events alone can't make it.
     """
     settings = load_settings(config, redis_url=redis_url)
+    if (message_id is None) == (run_id is None):
+        fail(ExitCode.USAGE, "name a message, or a run with --run, not both")
+    if run_id is not None:
+        replay_run(settings, run_id, diff=diff, as_json=as_json)
+        return
+    assert message_id is not None
 
     async def work(
         redis: RedisClient, keyspace: Keyspace
@@ -156,7 +135,7 @@ def replay(
     if handler.event_count == 0 and handler.outcome is None:
         fail(ExitCode.ABSENT, f"no events stored for {message_id} (never published, or expired)")
     rebuilt = handler.outcome
-    verdict = _compare(rebuilt, stored) if diff else None
+    verdict = compare_outcomes(rebuilt, stored) if diff else None
     if as_json:
         print_json(_replay_report(handler.event_count, frames, rebuilt, stored, verdict))
     else:
@@ -181,17 +160,6 @@ _VERDICTS = {
     "given up": "stored outcome failed {code}, for a reason outside the events: nothing to compare",
     "absent": "no stored outcome to compare with",
 }
-
-
-def _compare(rebuilt: Outcome | None, stored: Outcome | None) -> str:
-    """equal, different, absent (nothing stored), or given up (failed for a reason outside the events)."""
-    if stored is None:
-        return "absent"
-    if stored.error is not None and stored.error["code"] in GIVEN_UP_REASONS:
-        return "given up"
-    if rebuilt is not None and orjson.loads(rebuilt.to_json()) == orjson.loads(stored.to_json()):
-        return "equal"
-    return "different"
 
 
 def _replay_report(

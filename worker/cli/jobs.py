@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 
-from lcstream.config import load_settings
+from lcstream.config import Settings, load_settings
 from lcstream.streams.cluster import single
 from lcstream.streams.ending import MessageState
-from lcstream.streams.jobqueue import cancel_generation, enqueue_generation
+from lcstream.streams.jobqueue import (
+    cancel_generation,
+    cancel_graph_run,
+    enqueue_generation,
+    enqueue_graph_run,
+    is_graph_run,
+)
 from lcstream.worker.cli.common import (
     ConfigOption,
     ExitCode,
@@ -26,9 +34,15 @@ from lcstream.worker.cli.inspect import tail
 
 @reports_errors
 def enqueue(
-    prompt: Annotated[str, typer.Argument(help="The prompt.")],
+    prompt: Annotated[
+        str, typer.Argument(help="The prompt (with --graph: the graph's input, a JSON object).")
+    ],
     model: Annotated[
         str | None, typer.Option(help="Chat model factory 'module:factory' (default: the worker's).")
+    ] = None,
+    graph: Annotated[
+        str | None,
+        typer.Option(help="Run this compiled graph factory 'module:factory' instead: print its run id."),
     ] = None,
     message_id: Annotated[
         str | None, typer.Option(help="Message id (default: a new lc_run--<uuid>).")
@@ -40,9 +54,14 @@ def enqueue(
     config: ConfigOption = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Queue a generation job; print its message id at once (with --follow, then tail it); exit 5 if the
-    id is taken."""
+    """Queue a generation job, or with --graph a graph run; print its message (or run) id at once (with
+    --follow, then tail it); exit 5 if the id is taken."""
     settings = load_settings(config, redis_url=redis_url)
+    if graph is not None:
+        _enqueue_graph(
+            settings, graph, prompt, as_json=as_json, follow=follow, config=config, redis_url=redis_url
+        )
+        return
     queued = with_redis(
         settings,
         lambda redis, keyspace: enqueue_generation(
@@ -58,6 +77,29 @@ def enqueue(
         tail(queued, wait=True, as_json=as_json, config=config, redis_url=redis_url)
 
 
+def _enqueue_graph(
+    settings: Settings, graph: str, raw_input: str, *, as_json: bool, follow: bool, config: Path | None,
+    redis_url: str | None,
+) -> None:  # fmt: skip
+    try:
+        state = orjson.loads(raw_input)
+    except orjson.JSONDecodeError as exc:
+        fail(ExitCode.USAGE, f"a graph's input is a JSON object: {exc}")
+    run_id = with_redis(
+        settings,
+        lambda redis, keyspace: enqueue_graph_run(
+            single(redis, "background jobs"), graph, state, keyspace=keyspace
+        ),
+    )
+    if as_json:
+        print_json({"run_id": run_id})
+    else:
+        sys.stdout.write(f"{run_id}\n")
+        sys.stdout.flush()
+    if follow:
+        tail(None, run_id=run_id, wait=True, as_json=as_json, config=config, redis_url=redis_url)
+
+
 @reports_errors
 def cancel(
     message_id: Annotated[str, typer.Argument(help="The message id.")],
@@ -68,9 +110,14 @@ def cancel(
     config: ConfigOption = None,
     redis_url: RedisUrlOption = None,
 ) -> None:
-    """Stop the generation of a message: it ends failed with code `cancelled`; exit 1 if it had
-    ended already, 4 if no such message is in flight."""
+    """Stop the generation of a message (or a graph run): it ends failed with code `cancelled`; exit 1 if
+    it had ended already, 4 if no such message or run is in flight."""
     settings = load_settings(config, redis_url=redis_url)
+    if with_redis(
+        settings, lambda redis, keyspace: is_graph_run(single(redis, "jobs"), message_id, keyspace=keyspace)
+    ):
+        _cancel_run(settings, message_id, wait_s=wait_s, as_json=as_json)
+        return
     outcome = with_redis(
         settings,
         lambda redis, keyspace: cancel_generation(
@@ -85,3 +132,21 @@ def cancel(
         fail(ExitCode.FAILED, f"{message_id} was not cancelled: it ended {outcome.state}")
     if not as_json:
         sys.stdout.write(f"{message_id} cancelled\n")
+
+
+def _cancel_run(settings: Settings, run_id: str, *, wait_s: float, as_json: bool) -> None:
+    before, after = with_redis(
+        settings,
+        lambda redis, keyspace: cancel_graph_run(
+            single(redis, "jobs"), run_id, keyspace=keyspace, wait_s=wait_s
+        ),
+    )
+    cancelled = before in (None, "running") and after == "failed"
+    if before is None and after is None:
+        fail(ExitCode.ABSENT, f"no run {run_id} in flight (never enqueued, or expired)")
+    if as_json:
+        print_json({"run_id": run_id, "cancelled": cancelled, "state": after})
+    if not cancelled:
+        fail(ExitCode.FAILED, f"run {run_id} was not cancelled: it ended {after}")
+    if not as_json:
+        sys.stdout.write(f"{run_id} cancelled\n")

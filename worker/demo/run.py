@@ -4,7 +4,8 @@ Several scripted chat models stream text, reasoning and tool calls through
 `astream_events(version="v3")`; `tee_stream` copies their events into Redis;
 a `Worker` rebuilds each message and writes frames; the view reads the
 frames back from `O(M)` like a dashboard would, and at the end every stored
-outcome is checked against what the in-process stream assembled.
+outcome is checked against what the in-process stream assembled. Then a small
+LangGraph agent runs in the background and is followed live as a run (`agent`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from lcstream.streams.ordering import parse_entry_id
 from lcstream.streams.reader import read_outcome
 from lcstream.streams.snapshot import Snapshot
 from lcstream.streams.tee import tee_stream
+from lcstream.worker.demo.agent import follow_agent_run
 from lcstream.worker.demo.models import (
     ScriptedChatModel,
     reasoning_chunks,
@@ -116,10 +118,12 @@ async def run_demo(settings: Settings, *, messages: int, pace_s: float, console:
                 tasks.create_task(tee_stream(redis, stream, message_id=message_id, keyspace=keyspace))
             with Live(_render(views, worker), console=console, refresh_per_second=12) as live:
                 await _follow(redis, keyspace, views, lambda: live.update(_render(views, worker)))
+            in_process = [message_to_dict(await s.output) for s in streams]
+            messages_failed = await _report(redis, keyspace, ids, in_process, console)
+            agent_differs = await follow_agent_run(redis, keyspace, console, pace_s=pace_s)
             worker.stop()
             await worker_task
-            in_process = [message_to_dict(await s.output) for s in streams]
-        return await _report(redis, keyspace, ids, in_process, console)
+        return 0 if not messages_failed and not agent_differs else 1
     finally:
         await redis.aclose()
 

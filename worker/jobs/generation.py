@@ -60,14 +60,19 @@ def load_model(path: str | None, settings: Settings) -> BaseChatModel:
         raise ModelNotAllowedError("no model named and LCSTREAM_MODEL is not set")
     if chosen not in allowed:
         raise ModelNotAllowedError(f"model {chosen!r} is not LCSTREAM_MODEL or in LCSTREAM_ALLOWED_MODELS")
-    module_name, _, attribute = chosen.partition(":")
-    factory: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        factory = getattr(factory, part)
-    model = factory()
+    model = load_factory(chosen)
     if not isinstance(model, BaseChatModel):
         raise ModelNotAllowedError(f"{chosen} returned {type(model).__name__}, not a chat model")
     return model
+
+
+def load_factory(path: str) -> Any:
+    """What factory `path` ('module:factory', allowed by the caller) returns."""
+    module_name, _, attribute = path.partition(":")
+    factory: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        factory = getattr(factory, part)
+    return factory()
 
 
 async def generate_message(

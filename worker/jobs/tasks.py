@@ -1,4 +1,5 @@
-"""arq jobs: `generate` (a chat model, teed into Redis) and `reassemble` (rebuild a stored message).
+"""arq jobs: `generate` (a chat model, teed into Redis), `run_graph` (a LangGraph graph, published as a
+run) and `reassemble` (rebuild a stored message).
 
 Run them with `lcstream worker --with-jobs` (beside a stream worker, one
 process) or on their own with `arq lcstream.worker.jobs.WorkerSettings`; both read the
@@ -25,9 +26,17 @@ from redis.asyncio import Redis
 from lcstream.config import Settings, load_settings
 from lcstream.streams.connection import connect_single_with
 from lcstream.streams.jobcodec import dumps_job, loads_job
-from lcstream.streams.jobqueue import GENERATE_JOB, REASSEMBLE_JOB, ModelInput, job_client, new_message_id
+from lcstream.streams.jobqueue import (
+    GENERATE_JOB,
+    GRAPH_RUN_JOB,
+    REASSEMBLE_JOB,
+    ModelInput,
+    job_client,
+    new_message_id,
+)
 from lcstream.streams.keys import Keyspace
 from lcstream.worker.jobs.generation import Generation, generate_message
+from lcstream.worker.jobs.graph_run import GraphRun, run_graph_job
 from lcstream.worker.jobs.reassembly import reassemble_message
 from lcstream.worker.observability.logs import configure_logging
 
@@ -57,6 +66,17 @@ async def generate(
     return await generate_message(ctx["redis"], _keyspace(settings), settings, job)
 
 
+async def run_graph(ctx: dict[str, Any], graph: str, input: dict[str, Any], *, run_id: str) -> dict[str, str]:
+    """Run graph factory `graph` on `input`, every chat-model call published as run `run_id`.
+
+    Returns `{"run_id", "status"}`: how the run ended. Enqueue it with
+    `streams.jobqueue.enqueue_graph_run`; `lcstream cancel R` aborts it.
+    """
+    settings = _settings_of(ctx)
+    job = GraphRun(run_id, graph, input, int(ctx.get("job_try") or 1))
+    return await run_graph_job(ctx["redis"], _keyspace(settings), settings, job)
+
+
 async def reassemble(ctx: dict[str, Any], message_id: str) -> dict[str, Any]:
     """Rebuild an ended message from its stored events; rewrite `R(M)` and `O(M)` if they changed."""
     settings = _settings_of(ctx)
@@ -79,6 +99,7 @@ def worker_options(settings: Settings, redis: Redis) -> dict[str, Any]:
         "functions": [
             func(generate, name=GENERATE_JOB, timeout=settings.job_timeout_s),
             func(reassemble, name=REASSEMBLE_JOB),
+            func(run_graph, name=GRAPH_RUN_JOB, timeout=settings.job_timeout_s),
         ],
         "queue_name": keyspace.job_queue,
         "redis_pool": job_client(redis, keyspace),
