@@ -4,9 +4,11 @@ Catch-up, then blocking reads. It ends after the run's `end` entry (completed),
 or raises `RunFailedError` on a failed or interrupted end. A run whose producer
 died never gets its `end` from it: its messages end anyway (workers fail a
 silent one after `LCSTREAM_IDLE_TIMEOUT_S`), and once every message listed has
-an outcome and nothing new was listed for `run_idle_timeout_s`, the follower
-ends the run itself (failed, `idle_timeout`), once for everybody: the script
-that appends `end` writes it only once.
+an outcome and the run's last sign of life (its newest index entry, the last
+event of each message, by their producer times `t`) is older than
+`run_idle_timeout_s`, the follower ends the run itself (failed,
+`idle_timeout`), once for everybody: the script that appends `end` writes it
+only once. A follower that comes late to a long-dead run ends it at once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import orjson
 
 from lcstream.streams.cluster import RedisClient
 from lcstream.streams.errors import MessageNotFoundError, RunFailedError
+from lcstream.streams.events import decode_time_ms, now_ms
 from lcstream.streams.keys import Keyspace
 from lcstream.streams.run_index import END_FIELD, end_run
 
@@ -54,14 +57,13 @@ async def follow_run_index(
     """
     index = keyspace.run(run_id).index
     cursor, listed = b"0-0", 0
-    open_messages: list[str] = []  # listed, without an outcome yet as far as we know
-    quiet_since = time.monotonic()
+    members: list[str] = []
     give_up_at = None if wait_for_start_s is None else time.monotonic() + wait_for_start_s
     while True:
         reply = await redis.xread({index: cursor}, count=256, block=block_ms)
         for _, entries in reply or ():
             for entry_id, fields in entries:
-                cursor, quiet_since = entry_id, time.monotonic()
+                cursor = entry_id
                 if END_FIELD.encode() in fields:
                     _raise_unless_completed(run_id, fields)
                     return
@@ -71,7 +73,7 @@ async def follow_run_index(
                     fields[b"node"].decode() if b"node" in fields else None,
                 )  # fmt: skip
                 listed += 1
-                open_messages.append(member.message_id)
+                members.append(member.message_id)
                 yield member
         if reply:
             continue
@@ -79,14 +81,31 @@ async def follow_run_index(
             if give_up_at is not None and time.monotonic() > give_up_at:
                 raise MessageNotFoundError(f"no run {run_id}: it has no index")
             continue
-        open_messages = [m for m in open_messages if not await redis.exists(keyspace.message(m).result)]
-        if not open_messages and time.monotonic() - quiet_since > run_idle_timeout_s:
+        idle_ms = await _idle_ms(redis, keyspace, index, members)
+        if idle_ms is not None and idle_ms > run_idle_timeout_s * 1000:
             # Its producer is gone: end it (or find it ended by another follower), then read the end.
             await end_run(
                 redis, keyspace, run_id, "failed", retention_s=retention_s,
                 error={"message": f"no new message for {run_idle_timeout_s:g} s and none open",
                        "code": "idle_timeout"},
             )  # fmt: skip
+
+
+async def _idle_ms(redis: RedisClient, keyspace: Keyspace, index: str, members: list[str]) -> int | None:
+    """How long the run has shown no sign of life, by producer time; None while a message is open."""
+    if any([not await redis.exists(keyspace.message(m).result) for m in members]):
+        return None
+    stamps = [await _last_time_ms(redis, index)]
+    stamps += [await _last_time_ms(redis, keyspace.message(m).events) for m in members]
+    return now_ms() - max(stamps)
+
+
+async def _last_time_ms(redis: RedisClient, stream: str) -> int:
+    """The producer time of the stream's newest entry (0 without one, or without a time); a time in the
+    future counts as now."""
+    last = await redis.xrevrange(stream, count=1)
+    time_ms = decode_time_ms(last[0][1]) if last else None
+    return min(time_ms, now_ms()) if time_ms is not None else 0
 
 
 def _raise_unless_completed(run_id: str, fields: dict[bytes, bytes]) -> None:
