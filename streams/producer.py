@@ -9,6 +9,7 @@ Writes are coalesced: while one batch is on the wire, the next one gathers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
 
@@ -92,6 +93,7 @@ class StreamProducer:
         self._pending: list[tuple[bytes, bytes]] = []  # (event JSON, time ms)
         self._written = first_seq - 1
         self._wakeup = asyncio.Event()
+        self._hurry = asyncio.Event()  # cuts a linger short: someone waits (flush), or the message ended
         self._idle = asyncio.Event()
         self._idle.set()
         self._flusher: asyncio.Task[None] | None = None
@@ -123,6 +125,8 @@ class StreamProducer:
             )
         self._raise_error()
         self._ended = event.get("event") in TERMINAL_EVENTS
+        if self._ended:
+            self._hurry.set()
         self._pending.append((orjson.dumps(event), str(now_ms()).encode()))
         self._idle.clear()
         self._wakeup.set()
@@ -134,6 +138,7 @@ class StreamProducer:
     async def flush(self) -> None:
         """Wait until every queued event is in Redis; raise if the writer gave up."""
         # The writer sets `_idle` when the queue is empty and when it stops on an error.
+        self._hurry.set()
         await self._idle.wait()
         self._raise_error()
 
@@ -163,8 +168,11 @@ class StreamProducer:
         try:
             while True:
                 await self._wakeup.wait()
-                if self._linger_s and len(self._pending) < self._max_batch:
-                    await asyncio.sleep(self._linger_s)
+                if self._linger_s and len(self._pending) < self._max_batch and not self._hurry.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._linger_s):
+                            await self._hurry.wait()
+                self._hurry.clear()
                 self._wakeup.clear()
                 while self._pending:
                     batch = self._pending[: self._max_batch]

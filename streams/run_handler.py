@@ -36,7 +36,7 @@ MESSAGE_ID_PREFIX = "lc_run--"  # langchain-core's prefix of a chat-model call's
 DEFAULT_RETENTION_S = 86_400
 # Events of a call trickle in as the model makes them; a write waits this long for more to join it,
 # so a run costs a Redis round trip per few events, not per event, on the model's own event loop.
-WRITE_LINGER_S = 0.005
+WRITE_LINGER_S = 0.02
 INTERRUPTS = ("GraphInterrupt", "NodeInterrupt")  # LangGraph pauses a run this way: it ends `interrupted`
 
 

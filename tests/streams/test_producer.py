@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from lcstream.streams.events import Event, now_ms
 from lcstream.streams.keys import Keyspace, partition_of
 from lcstream.streams.partition_count import record_partition_count
 from lcstream.streams.producer import MessageEndedError, ProducerClosedError, StreamProducer, publish_events
+from tests.helpers import wait_for
 
 MESSAGE_ID = "lc_run--42"
 KEYS = Keyspace().message(MESSAGE_ID)
@@ -256,3 +258,24 @@ async def test_an_id_in_use_by_other_events_is_refused_and_nothing_is_written(an
             await producer.send({**text_message()[0], "metadata": {"another": "message"}})
     assert await entries(any_redis, KEYS.events) == before
     assert await any_redis.xlen(KEYS.dispatch) == 1
+
+
+async def test_a_lingering_writer_batches_events_yet_a_flush_or_the_end_writes_at_once(
+    real_redis: Redis,
+) -> None:
+    events_key = Keyspace().message("lingers").events
+    producer = StreamProducer(real_redis, "lingers", linger_s=30.0)  # far longer than this test waits
+    for n in range(3):
+        await producer.send(
+            {"event": "content-block-delta", "index": 0, "delta": {"type": "text-delta", "text": str(n)}}
+        )
+    async with asyncio.timeout(5):
+        await producer.flush()  # cuts the linger short
+    assert await real_redis.xlen(events_key) == 3
+    await producer.send({"event": "message-finish"})  # the end: written without waiting the linger
+
+    async def all_four() -> bool:
+        return int(await real_redis.xlen(events_key)) == 4
+
+    await wait_for(all_four, timeout_s=5, what="the end written before the linger passed")
+    await producer.aclose()
