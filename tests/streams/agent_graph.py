@@ -72,6 +72,21 @@ def build_graph(pace_s: float = 0.0) -> CompiledStateGraph[State, None, State, S
     return graph.compile()
 
 
+def failing_graph(said: str, error: str) -> CompiledStateGraph[State, None, State, State]:
+    """One node that calls a model (it says `said`), then raises RuntimeError(`error`)."""
+    model = ScriptedChatModel(scripts=[text_chunks(said)])
+
+    async def ask_then_fail(state: State) -> dict[str, Any]:
+        await model.ainvoke("question")
+        raise RuntimeError(error)
+
+    graph = StateGraph(State)
+    graph.add_node("work", ask_then_fail)
+    graph.add_edge(START, "work")
+    graph.add_edge("work", END)
+    return graph.compile()
+
+
 async def describe(stream: AsyncChatModelStream) -> dict[str, Any]:
     """What a reader sees of one message: where it ran, and each projection's final value."""
     output = await stream.output

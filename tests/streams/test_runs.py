@@ -25,7 +25,7 @@ from lcstream.streams.tee_run import tee_run
 from lcstream.worker.demo.models import ScriptedChatModel, text_chunks
 from tests.conftest import WorkerProcess
 from tests.helpers import wait_for
-from tests.streams.agent_graph import State, build_graph, describe
+from tests.streams.agent_graph import State, build_graph, describe, failing_graph
 
 PACE_S = 0.005  # the graph streams while the follower reads: live, not a replay
 
@@ -108,21 +108,11 @@ async def test_a_run_under_plain_ainvoke_publishes_the_same_messages(
 
 
 async def test_a_failing_run_yields_what_ran_then_raises(real_redis: Redis) -> None:
-    model = ScriptedChatModel(scripts=[text_chunks("first and only answer")])
-
-    async def ask_then_fail(state: State) -> dict[str, Any]:
-        await model.ainvoke("question")
-        raise RuntimeError("the tool broke")
-
-    from langgraph.graph import END, START, StateGraph
-
-    graph = StateGraph(State)
-    graph.add_node("work", ask_then_fail)
-    graph.add_edge(START, "work")
-    graph.add_edge("work", END)
     handler = RedisStreamHandler(real_redis, run_id="run-fails", keyspace=Keyspace())
     with pytest.raises(RuntimeError, match="the tool broke"):
-        await graph.compile().ainvoke(State(notes=[]), config={"callbacks": [handler]})
+        await failing_graph("first and only answer", "the tool broke").ainvoke(
+            State(notes=[]), config={"callbacks": [handler]}
+        )
     assert handler.ended == "failed"
     seen, failure = await texts_then_failure(real_redis, "run-fails")
     assert [text for _, text, _ in seen] == ["first and only answer"]

@@ -21,7 +21,7 @@ from lcstream.streams.run_handler import RedisStreamHandler
 from lcstream.streams.subscribe_run import RunFrame, parse_cursor, subscribe_run
 from lcstream.worker.demo.models import ScriptedChatModel, text_chunks
 from tests.conftest import WorkerProcess
-from tests.streams.agent_graph import State, build_graph
+from tests.streams.agent_graph import State, build_graph, failing_graph
 
 SPACE = Keyspace()
 
@@ -99,19 +99,11 @@ async def test_a_failed_run_raises_after_its_last_frame(
     real_redis: Redis, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
     spawn_worker()
-    model = ScriptedChatModel(scripts=[text_chunks("said before the failure")])
-
-    async def ask_then_fail(state: State) -> dict[str, Any]:
-        await model.ainvoke("q")
-        raise RuntimeError("node broke")
-
-    graph = StateGraph(State)
-    graph.add_node("work", ask_then_fail)
-    graph.add_edge(START, "work")
-    graph.add_edge("work", END)
     handler = RedisStreamHandler(real_redis, run_id="sub-fails", keyspace=SPACE)
     with pytest.raises(RuntimeError):
-        await graph.compile().ainvoke(State(notes=[]), config={"callbacks": [handler]})
+        await failing_graph("said before the failure", "node broke").ainvoke(
+            State(notes=[]), config={"callbacks": [handler]}
+        )
     items: list[RunFrame] = []
     failure = asyncio.create_task(collect_into(items, subscribe_run(real_redis, "sub-fails", keyspace=SPACE)))
     with pytest.raises(RunFailedError, match="node broke"):

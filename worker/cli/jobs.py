@@ -68,13 +68,18 @@ def enqueue(
             single(redis, "background jobs"), prompt, model=model, message_id=message_id, keyspace=keyspace
         ),
     )
-    if as_json:
-        print_json({"message_id": queued})
-    else:
-        sys.stdout.write(f"{queued}\n")
-        sys.stdout.flush()
+    _print_id("message_id", queued, as_json=as_json)
     if follow:
         tail(queued, wait=True, as_json=as_json, config=config, redis_url=redis_url)
+
+
+def _print_id(name: str, value: str, *, as_json: bool) -> None:
+    """What enqueue prints at once: the id alone, or `{name: id}` with --json (flushed: --follow goes on)."""
+    if as_json:
+        print_json({name: value})
+    else:
+        sys.stdout.write(f"{value}\n")
+        sys.stdout.flush()
 
 
 def _enqueue_graph(
@@ -91,11 +96,7 @@ def _enqueue_graph(
             single(redis, "background jobs"), graph, state, keyspace=keyspace
         ),
     )
-    if as_json:
-        print_json({"run_id": run_id})
-    else:
-        sys.stdout.write(f"{run_id}\n")
-        sys.stdout.flush()
+    _print_id("run_id", run_id, as_json=as_json)
     if follow:
         tail(None, run_id=run_id, wait=True, as_json=as_json, config=config, redis_url=redis_url)
 

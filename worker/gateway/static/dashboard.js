@@ -83,6 +83,22 @@ function listed() {
   return state.messages.map((m) => (ended && m.message_id === view.id ? { ...m, status: view.status } : m));
 }
 
+// One row of a sidebar list (messages, runs): a status badge and the id; a click selects it.
+function listItem(id, status, selected, onClick) {
+  const item = document.createElement("li");
+  item.classList.toggle("selected", selected);
+  const badge = document.createElement("span");
+  badge.className = `badge ${statusLabel(status)}`;
+  badge.textContent = statusLabel(status);
+  const label = document.createElement("span");
+  label.className = "mid";
+  label.textContent = id;
+  label.title = id;
+  item.append(badge, label);
+  item.addEventListener("click", onClick);
+  return item;
+}
+
 function renderList() {
   const messages = listed();
   const counts = { started: 0, completed: 0, failed: 0 };
@@ -95,24 +111,14 @@ function renderList() {
     ...messages.filter((m) => m.status === "started"),
     ...messages.filter((m) => m.status !== "started"),
   ];
-  const list = $("messages");
-  list.replaceChildren(
+  $("messages").replaceChildren(
     ...ordered.map((m) => {
-      const item = document.createElement("li");
+      const item = listItem(m.message_id, m.status, m.message_id === state.selected, () => select(m.message_id));
       item.dataset.messageId = m.message_id;
-      item.classList.toggle("selected", m.message_id === state.selected);
-      const badge = document.createElement("span");
-      badge.className = `badge ${statusLabel(m.status)}`;
-      badge.textContent = statusLabel(m.status);
-      const id = document.createElement("span");
-      id.className = "mid";
-      id.textContent = m.message_id;
-      id.title = m.message_id;
       const when = document.createElement("span");
       when.className = "age";
       when.textContent = age(m.updated_at);
-      item.append(badge, id, when);
-      item.addEventListener("click", () => select(m.message_id));
+      item.append(when);
       return item;
     }),
   );

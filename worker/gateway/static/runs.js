@@ -1,6 +1,6 @@
 // lcstream dashboard, runs: the recent runs, and one run's messages grouped by node, each streaming live.
-// It uses dashboard.js's helpers ($, state, withToken, emptyView, applyFrame). A run's stream resumes by
-// itself after a drop (EventSource sends Last-Event-ID: the run cursor of the last event).
+// It uses dashboard.js's helpers ($, state, withToken, listItem, emptyView, applyFrame). A run's stream
+// resumes by itself after a drop (EventSource sends Last-Event-ID: the run cursor of the last event).
 "use strict";
 
 const runs = { list: [], selected: null, source: null, messages: new Map(), status: "waiting", dirty: false };
@@ -22,18 +22,8 @@ async function pollRuns() {
 function renderRunList() {
   $("runs").replaceChildren(
     ...runs.list.map((run) => {
-      const item = document.createElement("li");
+      const item = listItem(run.run_id, run.status, run.run_id === runs.selected, () => selectRun(run.run_id));
       item.dataset.runId = run.run_id;
-      item.classList.toggle("selected", run.run_id === runs.selected);
-      const badge = document.createElement("span");
-      badge.className = `badge ${statusLabel(run.status)}`;
-      badge.textContent = statusLabel(run.status);
-      const id = document.createElement("span");
-      id.className = "mid";
-      id.textContent = run.run_id;
-      id.title = run.run_id;
-      item.append(badge, id);
-      item.addEventListener("click", () => selectRun(run.run_id));
       return item;
     }),
   );
