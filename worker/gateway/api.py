@@ -23,7 +23,8 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 PING_TIMEOUT_S = 2.0
 
 
-def _json(body: object, status_code: int = 200) -> Response:
+def json_response(body: object, status_code: int = 200) -> Response:
+    """`body` as a JSON response."""
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
@@ -42,9 +43,9 @@ async def get_message(request: Request) -> Response:
         return Response(outcome, media_type="application/json")  # R(M) is the outcome JSON as stored
     tail = await last_frame(gateway.redis, keys)
     if tail is not None:
-        return _json({"status": "streaming", "seq": tail.seq}, 202)
+        return json_response({"status": "streaming", "seq": tail.seq}, 202)
     if await gateway.redis.exists(keys.events):
-        return _json({"status": "waiting", "seq": 0}, 202)  # events written, no worker on it yet
+        return json_response({"status": "waiting", "seq": 0}, 202)  # events written, no worker on it yet
     return error("not_found", f"nothing is known of message {keys.message_id}")
 
 
@@ -54,7 +55,7 @@ async def list_messages(request: Request) -> Response:
     if isinstance(refused := await gateway.authorize(request), Response):
         return refused
     notices = gateway.notices
-    return _json({"messages": notices.recent(), "listening_since": notices.listening_since})
+    return json_response({"messages": notices.recent(), "listening_since": notices.listening_since})
 
 
 async def open_session(request: Request) -> Response:
@@ -64,7 +65,7 @@ async def open_session(request: Request) -> Response:
     session = authority.operator_session(presented) if scheme.lower() == "bearer" else None
     if session is None:
         return error("unauthorized", "POST the operator token as Authorization: Bearer <token>")
-    response = _json({"session": "open", "expires_in_s": authority.session_ttl_s})
+    response = json_response({"session": "open", "expires_in_s": authority.session_ttl_s})
     response.set_cookie(
         SESSION_COOKIE, session, max_age=authority.session_ttl_s, path="/", httponly=True,
         samesite="strict", secure=request.url.scheme == "https",
@@ -86,7 +87,7 @@ async def healthz(request: Request) -> Response:
             await gateway_of(request).redis.ping()
     except (RedisError, OSError):  # TimeoutError is an OSError
         return error("redis_unavailable", "Redis does not answer", headers={"Retry-After": "1"})
-    return _json({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def metrics(request: Request) -> Response:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from lcstream.streams.errors import InvalidMessageIdError, RunFailedError
 from lcstream.streams.run_index import END_FIELD
 from lcstream.streams.subscribe_run import parse_cursor, subscribe_run
+from lcstream.worker.gateway.api import json_response
 from lcstream.worker.gateway.errors import error
 from lcstream.worker.gateway.hub import ClientFeed
 from lcstream.worker.gateway.run_hub import END_ID, RunHub, run_end_event, run_frame_event
@@ -25,16 +26,14 @@ from lcstream.worker.gateway.sse_format import PREAMBLE
 from lcstream.worker.gateway.state import Gateway, gateway_of
 
 
-def _json(body: object, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
-
-
 async def list_runs(request: Request) -> Response:
     """Recent runs from the run notices this gateway heard, newest first (operators)."""
     gateway = gateway_of(request)
     if isinstance(refused := await gateway.authorize(request), Response):
         return refused
-    return _json({"runs": gateway.notices.recent_runs(), "listening_since": gateway.notices.listening_since})
+    return json_response(
+        {"runs": gateway.notices.recent_runs(), "listening_since": gateway.notices.listening_since}
+    )
 
 
 async def get_run(request: Request) -> Response:
@@ -60,7 +59,7 @@ async def get_run(request: Request) -> Response:
             namespace = orjson.loads(fields[b"ns"]) if b"ns" in fields else []
             node = fields[b"node"].decode() if b"node" in fields else None
             messages.append({"message_id": fields[b"m"].decode(), "namespace": namespace, "node": node})
-    return _json({"run_id": raw_id, "status": status, "error": failure, "messages": messages})
+    return json_response({"run_id": raw_id, "status": status, "error": failure, "messages": messages})
 
 
 async def stream_run(request: Request) -> Response:
