@@ -32,8 +32,8 @@ from lcstream.streams.producer import (
     MessageExpiredError,
     ProducerClosedError,
     StreamProducer,
-    publish_events,
 )
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_events, read_frames, read_outcome
 from lcstream.streams.result import result
 from lcstream.streams.run_handler import RedisStreamHandler

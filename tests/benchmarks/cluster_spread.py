@@ -20,7 +20,7 @@ from rich.table import Table
 
 from lcstream.streams.connection import connect
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from tests.benchmarks.measure import RedisCounters
 from tests.benchmarks.messages import backlog_message
 from tests.benchmarks.processes import Processes

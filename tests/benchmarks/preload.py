@@ -13,7 +13,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from tests.benchmarks.messages import Event
 from tests.benchmarks.processes import Processes
 

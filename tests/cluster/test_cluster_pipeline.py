@@ -24,7 +24,7 @@ from lcstream.streams.cluster import LiveSubscription, NodeRoutedCluster
 from lcstream.streams.connection import connect
 from lcstream.streams.frames import Frame
 from lcstream.streams.keys import Keyspace, partition_of
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_frames
 from lcstream.streams.subscribe import subscribe
 from tests.conftest import conformance_cases

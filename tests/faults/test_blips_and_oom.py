@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.streams.producer import StreamProducer
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_frames
 from tests.conftest import WorkerProcess
 from tests.faults.support import (

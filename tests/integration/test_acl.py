@@ -27,7 +27,8 @@ from lcstream.streams.connection import connect_single
 from lcstream.streams.frames import Frame
 from lcstream.streams.groups import group_backlog, trim_dispatch
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.streams.producer import StreamProducer
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_frames, read_outcome
 from lcstream.worker.deadletters import list_dead_letters
 from lcstream.worker.engine.commit_script import COMMIT_LUA

@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 from redis.asyncio import Redis
 
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_outcome
 from tests.conftest import WorkerProcess
 from tests.helpers import in_process_oracle

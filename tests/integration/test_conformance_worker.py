@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from lcstream.streams.frames import Frame
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_outcome
 from tests.conftest import WorkerProcess, conformance_cases
 from tests.helpers import all_outcomes, assert_frames_match, collect_pubsub, wait_for

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from tests import procfs
 from tests.conftest import WorkerProcess, conformance_cases
 from tests.helpers import wait_for

@@ -9,7 +9,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from tests.conftest import WorkerProcess, conformance_cases, free_port
 from tests.helpers import all_outcomes, settings_for, wait_for
 from tests.worker.gateway.support import metric, serve_in_process

@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from lcstream.streams.connection import connect_single
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_outcome
 from tests.conftest import conformance_cases, free_port
 from tests.helpers import assert_frames_match, wait_for

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_outcome
 from tests.conftest import conformance_cases, free_port, start_redis_server, stop_redis_server
 from tests.helpers import wait_for

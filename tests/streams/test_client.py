@@ -17,7 +17,8 @@ from lcstream.streams.attach import AttachedStream, attach
 from lcstream.streams.errors import LcstreamError, MessageFailedError, MessageNotFoundError
 from lcstream.streams.frames import Frame, FrameKind
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.streams.producer import StreamProducer
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_frames
 from lcstream.streams.result import result
 from lcstream.streams.snapshot import read_snapshot

@@ -9,7 +9,8 @@ from redis.asyncio import Redis
 
 from lcstream.streams.ending import MessageState, end_message, message_state, wait_until_ended
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.streams.producer import StreamProducer
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_events
 
 START = {"event": "message-start", "id": "m-1", "metadata": {}}

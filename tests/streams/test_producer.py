@@ -14,7 +14,8 @@ from lcstream.streams.errors import InvalidMessageIdError, MessageIdInUseError, 
 from lcstream.streams.events import Event, now_ms
 from lcstream.streams.keys import Keyspace, partition_of
 from lcstream.streams.partition_count import record_partition_count
-from lcstream.streams.producer import MessageEndedError, ProducerClosedError, StreamProducer, publish_events
+from lcstream.streams.producer import MessageEndedError, ProducerClosedError, StreamProducer
+from lcstream.streams.publish import publish_events
 from tests.helpers import wait_for
 
 MESSAGE_ID = "lc_run--42"

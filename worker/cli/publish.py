@@ -13,7 +13,7 @@ from lcstream.config import Settings, load_settings
 from lcstream.streams.errors import EventDecodeError
 from lcstream.streams.events import EventLimits, decode_event, encode_event
 from lcstream.streams.ordering import EventOrder
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from lcstream.worker.cli.common import (
     ConfigOption,
     ExitCode,

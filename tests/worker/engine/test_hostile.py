@@ -10,7 +10,8 @@ from redis.asyncio import Redis
 from lcstream.streams.events import now_ms
 from lcstream.streams.frames import FrameKind
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.streams.producer import StreamProducer
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_frames, read_outcome
 from lcstream.worker.engine.runner import Worker
 from tests.conftest import conformance_cases

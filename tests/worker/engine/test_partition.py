@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from lcstream.streams.frames import FrameKind, MessageAssembler
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_frames, read_outcome
 from lcstream.worker.engine.batch import Batch, WriteVerdict
 from lcstream.worker.engine.partition import Partition

@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 from lcstream.streams.frames import FrameKind
 from lcstream.streams.groups import trim_dispatch
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.streams.producer import StreamProducer
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_frames, read_outcome
 from lcstream.worker.engine.leases import RELEASED_IDLE_MS
 from tests.conftest import conformance_cases

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from lcstream.streams.frames import Frame, FrameKind
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_frames, read_outcome
 from lcstream.worker.engine.runner import Worker
 from tests.conftest import conformance_cases

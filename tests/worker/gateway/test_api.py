@@ -11,7 +11,8 @@ from redis.asyncio import Redis
 
 from lcstream.config import Settings, load_settings
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.streams.producer import StreamProducer
+from lcstream.streams.publish import publish_events
 from lcstream.worker.engine.runner import Worker
 from tests.conftest import RedisServer, free_port, start_redis_server, stop_redis_server
 from tests.helpers import wait_for

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from lcstream.config import Settings, load_settings
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from lcstream.streams.tokens import MESSAGE_SCOPE, OPERATOR_SCOPE, mint_read_token, sign
 from lcstream.worker.engine.runner import Worker
 from lcstream.worker.gateway.auth import SESSION_COOKIE, exposure_problem

@@ -16,7 +16,7 @@ from playwright.async_api import Page, async_playwright
 from redis.asyncio import Redis
 
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from lcstream.streams.run_handler import RedisStreamHandler
 from lcstream.streams.snapshot import read_snapshot
 from lcstream.streams.tokens import MESSAGE_SCOPE, mint_read_token, sign

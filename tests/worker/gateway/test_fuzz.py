@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from lcstream.config import load_settings
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from lcstream.streams.tokens import MESSAGE_SCOPE, OPERATOR_SCOPE, key_id, sign
 from lcstream.worker.engine.runner import Worker
 from lcstream.worker.gateway import create_app

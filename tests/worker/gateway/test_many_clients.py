@@ -11,7 +11,8 @@ import httpx
 import orjson
 from redis.asyncio import Redis
 
-from lcstream.streams.producer import StreamProducer, publish_events
+from lcstream.streams.producer import StreamProducer
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_frames
 from tests import procfs
 from tests.conftest import RedisServer, WorkerProcess

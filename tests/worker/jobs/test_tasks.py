@@ -20,7 +20,7 @@ from lcstream.streams.jobqueue import (
     new_message_id,
 )
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.producer import publish_events
+from lcstream.streams.publish import publish_events
 from lcstream.streams.reader import read_events, read_frames, read_outcome
 from lcstream.worker.jobs.tasks import generate, reassemble
 from tests.conftest import RedisServer
