@@ -40,6 +40,10 @@ WRITE_LINGER_S = 0.02
 INTERRUPTS = ("GraphInterrupt", "NodeInterrupt")  # LangGraph pauses a run this way: it ends `interrupted`
 
 
+class HandlerReusedError(RuntimeError):
+    """A second run was given a handler that published a run already (one handler per run)."""
+
+
 class SyncUseError(RuntimeError):
     """The handler was called from the sync API (`invoke`), which runs each callback on a loop of its own."""
 
@@ -118,14 +122,18 @@ class RedisStreamHandler(AsyncCallbackHandler, V2StreamingOptIn):
         self._calls[run_id] = call_location(metadata)
 
     async def on_stream_event(self, event: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        """Queue one protocol event of a call; its first opens the message and indexes it in the run."""
-        self._check_loop()
+        """Queue one protocol event of a call; its first opens the message and indexes it in the run.
+        The hot path: the call's start checked the event loop already."""
         producer = self._producers.get(run_id)
         if producer is None:
+            self._check_loop()
             producer = await self._open(run_id, event)
             if producer is None:
                 return
-        await self._send_quietly(producer, event)
+        try:
+            await producer.send(event)
+        except Exception as exc:  # its writer gave up on Redis: the model's run goes on without it
+            log.warning("handler-write-failed", message_id=producer.message_id, error=str(exc))
 
     async def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """The call ended: its message's last events are written in the background."""
@@ -166,6 +174,10 @@ class RedisStreamHandler(AsyncCallbackHandler, V2StreamingOptIn):
 
     def _enter(self, run_id: UUID, parent_run_id: UUID | None) -> None:
         self._check_loop()
+        if parent_run_id is None and self._root is not None and run_id != self._root:
+            raise HandlerReusedError(
+                f"this RedisStreamHandler published run {self.run_id} already: make one handler per run"
+            )
         if parent_run_id is None and self._root is None:
             self._root = run_id
             self.run_id = self.run_id or str(run_id)

@@ -17,7 +17,7 @@ from lcstream.streams.connection import connect
 from lcstream.streams.errors import RunFailedError
 from lcstream.streams.keys import Keyspace
 from lcstream.streams.reader import read_events
-from lcstream.streams.run_handler import RedisStreamHandler, SyncUseError, call_location
+from lcstream.streams.run_handler import HandlerReusedError, RedisStreamHandler, SyncUseError, call_location
 from lcstream.worker.demo.models import ScriptedChatModel, text_chunks
 from tests.conftest import free_port
 from tests.streams.agent_graph import State, build_graph
@@ -99,3 +99,11 @@ async def test_redis_going_away_is_logged_never_raised_into_the_run() -> None:
     assert output["notes"][-1] == "It is sunny in Paris and the time is noon."
     assert time.monotonic() - started < 10  # the writes gave up after their deadline
     assert {line["event"] for line in logged} >= {"handler-write-failed", "handler-end-failed"}
+
+
+async def test_a_handler_publishes_one_run_and_refuses_a_second(real_redis: Redis) -> None:
+    model = ScriptedChatModel(scripts=[text_chunks("first"), text_chunks("second")])
+    handler = RedisStreamHandler(real_redis, keyspace=SPACE)
+    await model.ainvoke("one", config={"callbacks": [handler]})
+    with pytest.raises(HandlerReusedError, match="one handler per run"):
+        await model.ainvoke("two", config={"callbacks": [handler]})

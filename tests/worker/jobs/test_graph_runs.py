@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from lcstream.streams.attach_run import attach_run
 from lcstream.streams.errors import RunFailedError
 from lcstream.streams.keys import Keyspace
+from lcstream.streams.reader import read_outcome
 from tests.conftest import WorkerProcess
 from tests.helpers import wait_for
 from tests.integration.processes import run_lcstream
@@ -75,5 +76,13 @@ async def test_cancel_stops_a_running_graph_and_its_run_ends_cancelled(
         async for _ in attach_run(real_redis, run_id, keyspace=SPACE):
             pass
     assert (failed.value.status, failed.value.code) == ("failed", "cancelled")
+    members = [f[b"m"].decode() for _, f in await real_redis.xrange(SPACE.run(run_id).index) if b"m" in f]
+
+    async def every_message_ended() -> bool:
+        return all([await read_outcome(real_redis, m, SPACE) is not None for m in members])
+
+    await wait_for(every_message_ended, timeout_s=30, what="the cancelled call's message to end")
+    last = await read_outcome(real_redis, members[-1], SPACE)
+    assert last is not None and last.error is not None and last.error["code"] == "cancelled"
     late = run_lcstream("cancel", run_id, env=env)
     assert late.returncode == 1  # it had ended already
