@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from tests.conftest import conformance_cases, free_port
 from tests.integration.processes import LCSTREAM, run_lcstream
 
 CASES = {c["name"]: c for c in conformance_cases()}
+PROCESSES_AT_ONCE = 4
 run = run_lcstream
 
 
@@ -102,15 +104,20 @@ def test_export_and_publish_round_trip_every_completed_message(
 ) -> None:
     """`lcstream export M | lcstream publish -` reproduces M (here under another prefix); publishing the
     same events again is a no-op; other events under M are refused and write nothing."""
-    for case in CASES.values():
-        assert run("publish", str(write_jsonl(tmp_path / f"{case['name']}.jsonl", case["events"])),
-                   env=worker_env).returncode == 0  # fmt: skip
+
+    def publish_case(case: dict[str, Any]) -> int:
+        return run("publish", str(write_jsonl(tmp_path / f"{case['name']}.jsonl", case["events"])),
+                   env=worker_env).returncode  # fmt: skip
+
+    with ThreadPoolExecutor(PROCESSES_AT_ONCE) as pool:  # independent processes: the suite's wall time
+        assert list(pool.map(publish_case, CASES.values())) == [0] * len(CASES)
     assert run("worker", "--burst", env=worker_env).returncode == 0
     copy_env = {**worker_env, "LCSTREAM_PREFIX": "copy"}
     completed = [c for c in CASES.values() if "output" in c["expected"]]
     assert len(completed) >= 6
     with redis.Redis.from_url(worker_env["LCSTREAM_REDIS_URL"]) as client:
-        for case in completed:
+
+        def export_then_publish(case: dict[str, Any]) -> None:
             message_id, events_key = case["message_id"], Keyspace().message(case["message_id"]).events
             exported = run("export", message_id, env=worker_env)
             assert exported.returncode == 0, exported.stderr
@@ -120,10 +127,16 @@ def test_export_and_publish_round_trip_every_completed_message(
             assert client.xrange(events_key) == stored  # nothing written twice
             copied = publish_stdin(exported.stdout, env=copy_env)
             assert copied.returncode == 0, copied.stderr
-        assert run("worker", "--burst", env=copy_env).returncode == 0
-        for case in completed:
+
+        def same_result(case: dict[str, Any]) -> bool:
             original = json.loads(run("result", case["message_id"], env=worker_env).stdout)
-            assert json.loads(run("result", case["message_id"], env=copy_env).stdout) == original
+            return bool(json.loads(run("result", case["message_id"], env=copy_env).stdout) == original)
+
+        with ThreadPoolExecutor(PROCESSES_AT_ONCE) as pool:
+            list(pool.map(export_then_publish, completed))  # re-raises the first failed assertion
+        assert run("worker", "--burst", env=copy_env).returncode == 0
+        with ThreadPoolExecutor(PROCESSES_AT_ONCE) as pool:
+            assert all(pool.map(same_result, completed))
 
         plain = CASES["plain_text"]
         before = client.xrange(Keyspace().message(plain["message_id"]).events)

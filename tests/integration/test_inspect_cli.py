@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import redis
 
 from tests.conftest import conformance_cases
 from tests.integration.processes import LCSTREAM
-from tests.integration.test_cli import run, write_jsonl
+from tests.integration.test_cli import PROCESSES_AT_ONCE, run, write_jsonl
 
 CASES = {c["name"]: c for c in conformance_cases()}
 
@@ -48,11 +49,13 @@ def test_export_flush_publish_reproduces_the_identical_outcome(
 
 
 def test_replay_diff_agrees_on_every_conformance_message(worker_env: dict[str, str], tmp_path: Path) -> None:
-    for name in CASES:
-        publish(name, worker_env, tmp_path)
+    with ThreadPoolExecutor(PROCESSES_AT_ONCE) as pool:  # independent processes: the suite's wall time
+        list(pool.map(lambda name: publish(name, worker_env, tmp_path), CASES))
     assert run("worker", "--burst", env=worker_env).returncode == 0
-    for case in CASES.values():
-        done = run("replay", case["message_id"], "--diff", env=worker_env)
+    with ThreadPoolExecutor(PROCESSES_AT_ONCE) as pool:
+        replays = list(pool.map(lambda case: run("replay", case["message_id"], "--diff", env=worker_env),
+                                CASES.values()))  # fmt: skip
+    for case, done in zip(CASES.values(), replays, strict=True):
         assert done.returncode == 0, (case["name"], done.stdout, done.stderr)
 
 

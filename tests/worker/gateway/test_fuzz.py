@@ -243,7 +243,7 @@ def test_every_endpoint_answers_fuzzed_requests_as_documented(
 ) -> None:
     statuses: Counter[int] = Counter()
 
-    @settings(max_examples=2000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=1200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(probes())
     def fuzz(probe: Probe) -> None:
         client = clients[probe.gateway]
