@@ -201,8 +201,9 @@ class RedisStreamHandler(AsyncCallbackHandler, V2StreamingOptIn):
         self._producers[call] = producer
         if self._index is None:
             self._index = RunIndex(
-                self._redis, self._keyspace, self.run_id, retry_deadline_s=self._retry_deadline_s
-            )
+                self._redis, self._keyspace, self.run_id,
+                retention_s=self._retention_s, retry_deadline_s=self._retry_deadline_s,
+            )  # fmt: skip
         # In the background, like the events: tasks start in the order they are made, and the index
         # writes one entry at a time, so entries keep the order the messages started in.
         self._in_background(self._index_message(self._index, message_id, namespace, node), message_id)

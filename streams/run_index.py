@@ -21,6 +21,7 @@ from lcstream.streams.events import now_ms
 from lcstream.streams.keys import Keyspace, RunKeys
 
 RUN_ENDINGS = frozenset({"completed", "failed", "interrupted"})
+DEFAULT_INDEX_RETENTION_S = 86_400
 END_FIELD = "end"
 _DUPLICATE_ID = "equal or smaller than the target stream top item"
 
@@ -81,9 +82,17 @@ class RunIndex:
     """Appends the messages of run R to `X(R)` in the order they start, one write at a time."""
 
     def __init__(
-        self, redis: RedisClient, keyspace: Keyspace, run_id: str, *, retry_deadline_s: float = 30.0
+        self,
+        redis: RedisClient,
+        keyspace: Keyspace,
+        run_id: str,
+        *,
+        retention_s: int = DEFAULT_INDEX_RETENTION_S,
+        retry_deadline_s: float = 30.0,
     ) -> None:
+        """Each entry sets the index's TTL to `retention_s` (a run never ended expires all the same)."""
         self.run_id = run_id
+        self._retention_s = retention_s
         self._retry_deadline_s = retry_deadline_s
         self.keys: RunKeys = keyspace.run(run_id)
         self._redis = redis
@@ -117,6 +126,7 @@ class RunIndex:
     async def _append(self, seq: int, fields: dict[Any, Any]) -> None:
         try:
             await self._redis.xadd(self.keys.index, fields, id=f"0-{seq}")
+            await self._redis.expire(self.keys.index, self._retention_s)
         except ResponseError as exc:
             if _DUPLICATE_ID not in str(exc):
                 raise

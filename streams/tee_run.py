@@ -69,7 +69,7 @@ async def _copy(
     keyspace: Keyspace,
     retention_s: int,
 ) -> None:
-    index = RunIndex(redis, keyspace, run_id)
+    index = RunIndex(redis, keyspace, run_id, retention_s=retention_s)
     tees: list[asyncio.Task[str]] = []
     error: Mapping[str, str] | None = None
     try:

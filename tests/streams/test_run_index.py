@@ -21,12 +21,14 @@ SPACE = Keyspace()
 
 
 async def test_messages_are_listed_in_the_order_they_started_and_the_run_ends_once(real_redis: Redis) -> None:
-    index = RunIndex(real_redis, SPACE, "run-order")
+    index = RunIndex(real_redis, SPACE, "run-order", retention_s=600)
     names = [f"m-{n}" for n in range(20)]
     pubsub = real_redis.pubsub()
     await pubsub.subscribe(SPACE.run_notices)
+    await index.add(names[0], namespace=None, node="n")
+    assert 0 < await real_redis.ttl(SPACE.run("run-order").index) <= 600  # a run never ended expires too
     await asyncio.gather(
-        *(index.add(m, namespace=["sub:1"] if n % 2 else None, node="n") for n, m in enumerate(names))
+        *(index.add(m, namespace=["sub:1"] if n % 2 else None, node="n") for n, m in enumerate(names) if n)
     )
     assert await end_run(real_redis, SPACE, "run-order", "completed", retention_s=60)
     late = {"message": "too late", "code": "idle_timeout"}
