@@ -69,7 +69,13 @@ async def run_graph_job(
 
 
 async def _run(redis: Redis, keyspace: Keyspace, settings: Settings, job: GraphRun) -> str:
-    graph = load_graph(job.graph, settings)
+    try:
+        graph = load_graph(job.graph, settings)
+    except Exception as exc:  # before anything ran: end R here, its client follows it already
+        refused = {"message": str(exc) or type(exc).__name__, "code": "invalid_graph"}
+        await end_run(redis, keyspace, job.run_id, "failed", error=refused, retention_s=settings.retention_s)
+        log.warning("graph-refused", run_id=job.run_id, graph=job.graph, error=refused["message"])
+        return "failed"
     handler = RedisStreamHandler(
         redis, run_id=job.run_id, keyspace=keyspace, retention_s=settings.retention_s
     )

@@ -53,6 +53,11 @@ async def test_a_graph_run_job_publishes_langgraph_s_own_messages_and_the_cli_fo
     assert tailed.stdout.count("── ") == 3 and "It is sunny in Paris and the time is noon." in tailed.stdout
     again = run_lcstream("enqueue", "--graph", "tests.streams.agent_graph:agent", "not json", env=env)
     assert again.returncode == 2 and "JSON object" in again.stderr
+    # A graph the worker does not allow: the run ends at once, and its follower hears why.
+    refused = run_lcstream(
+        "enqueue", "--graph", "tests.streams.agent_graph:build_graph", "{}", "--follow", env=env
+    )
+    assert refused.returncode == 1 and "invalid_graph" in refused.stderr, refused.stderr
 
 
 async def test_cancel_stops_a_running_graph_and_its_run_ends_cancelled(
