@@ -156,6 +156,8 @@ class RunHubRegistry:
             await hub.run()
         except Exception as exc:  # never silently: its clients end, and resume with Last-Event-ID
             log.error("run-reader-failed", run_id=hub.run_id, error=repr(exc))
+            if self._hubs.get(hub.run_id) is hub:
+                del self._hubs[hub.run_id]  # the next client starts a new reader
             hub.ended = True
             for feed in hub.clients:
                 feed.close()

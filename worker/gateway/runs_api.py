@@ -95,10 +95,10 @@ async def stream_run(request: Request) -> Response:
         )
     hub = gateway.runs.watch(raw_id)
     feed = ClientFeed(hub.position_of(cursor) or 0, capacity)
-    return FrameStream(_from_hub(hub, feed), feed, gateway, leave=gateway.runs.leaver(hub), release=admitted)
+    return FrameStream(hub_events(hub, feed), feed, gateway, leave=gateway.runs.leaver(hub), release=admitted)
 
 
-async def _from_hub(hub: RunHub, feed: ClientFeed) -> AsyncIterator[bytes]:
+async def hub_events(hub: RunHub, feed: ClientFeed) -> AsyncIterator[bytes]:
     """The hub's log from the client's position, then its live events."""
     yield PREAMBLE
     position = feed.after
@@ -110,8 +110,10 @@ async def _from_hub(hub: RunHub, feed: ClientFeed) -> AsyncIterator[bytes]:
             if logged.terminal:
                 return
         feed.after = position
-        if hub.add(feed) or hub.ended:
+        if hub.add(feed):
             break
+        if hub.ended:
+            return  # its reader failed before the end: the client resumes (Last-Event-ID) on a new one
     while (event := await feed.next()) is not None:
         if event.seq <= position:
             continue
