@@ -183,3 +183,15 @@ async def test_tee_run_copies_a_v3_run_the_caller_still_consumes(real_redis: Red
     assert [m["node"] for m in seen] == ["plan", "answer", "answer"]
     end = (await real_redis.xrevrange(Keyspace().run("teed-1").index, count=1))[0][1]
     assert end[b"end"] == b"completed"
+
+
+async def test_a_graph_under_astream_publishes_its_messages_too(real_redis: Redis) -> None:
+    warnings.filterwarnings("ignore", message=".*v3 streaming protocol.*")
+    run = await build_graph().astream_events(State(notes=[]), version="v3")
+    oracle = [await describe(stream) async for stream in run.messages]
+    handler = RedisStreamHandler(real_redis, run_id="run-astream", keyspace=Keyspace())
+    chunks = [
+        chunk async for chunk in build_graph().astream(State(notes=[]), config={"callbacks": [handler]})
+    ]
+    assert chunks and handler.ended == "completed"
+    assert without_ids(await follow(real_redis, "run-astream")) == without_ids(oracle)
