@@ -89,6 +89,7 @@ class RedisStreamHandler(AsyncCallbackHandler, V2StreamingOptIn):
         self._producers: dict[UUID, StreamProducer] = {}
         self._writes: set[asyncio.Task[None]] = set()  # index entries and messages' last writes, in flight
         self._index: RunIndex | None = None
+        self._interrupted = False
         self.ended: str | None = None  # how the run ended, once it has
 
     # -- the run --------------------------------------------------------------------------------
@@ -101,12 +102,15 @@ class RedisStreamHandler(AsyncCallbackHandler, V2StreamingOptIn):
         self._enter(run_id, parent_run_id)
 
     async def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        """The root chain's end completes the run."""
+        """The root chain's end completes the run, or ends it interrupted if a node was."""
         if run_id == self._root:
-            await self._end_run("completed")
+            await self._end_run("interrupted" if self._interrupted else "completed")
 
     async def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        """The root chain's error fails the run (or marks it interrupted)."""
+        """The root chain's error fails the run. A node's interrupt (LangGraph pauses the run, and the
+        graph's own end follows normally) marks it to end interrupted."""
+        if type(error).__name__ in INTERRUPTS:
+            self._interrupted = True
         if run_id == self._root:
             await self._end_run_with(error)
 

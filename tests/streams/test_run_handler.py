@@ -4,11 +4,14 @@ run, subgraph namespaces, a Redis outage never raised into the model's run, the 
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import pytest
 import structlog
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
 from redis.asyncio import Redis
 
 from lcstream.streams import langchain_internals
@@ -18,6 +21,8 @@ from lcstream.streams.errors import RunFailedError
 from lcstream.streams.keys import Keyspace
 from lcstream.streams.reader import read_events
 from lcstream.streams.run_handler import HandlerReusedError, RedisStreamHandler, SyncUseError, call_location
+from lcstream.streams.run_index import run_status
+from lcstream.streams.tee_run import tee_run
 from lcstream.worker.demo.models import ScriptedChatModel, text_chunks
 from tests.conftest import free_port
 from tests.streams.agent_graph import State, build_graph
@@ -107,3 +112,40 @@ async def test_a_handler_publishes_one_run_and_refuses_a_second(real_redis: Redi
     await model.ainvoke("one", config={"callbacks": [handler]})
     with pytest.raises(HandlerReusedError, match="one handler per run"):
         await model.ainvoke("two", config={"callbacks": [handler]})
+
+
+def pausing_graph() -> Any:
+    """One node that calls a model, then interrupts the run (LangGraph waits for a human)."""
+    model = ScriptedChatModel(scripts=[text_chunks("before the pause")])
+
+    async def ask(state: State) -> dict[str, Any]:
+        await model.ainvoke("q")
+        return {"notes": [interrupt("a human decides")]}
+
+    graph = StateGraph(State)
+    graph.add_node("ask", ask)
+    graph.add_edge(START, "ask")
+    graph.add_edge("ask", END)
+    return graph.compile(checkpointer=InMemorySaver())
+
+
+async def test_a_run_a_node_interrupts_ends_interrupted(real_redis: Redis) -> None:
+    handler = RedisStreamHandler(real_redis, run_id="run-paused", keyspace=SPACE)
+    config: Any = {"callbacks": [handler], "configurable": {"thread_id": "paused"}}
+    output = await pausing_graph().ainvoke(State(notes=[]), config=config)
+    assert "__interrupt__" in output and handler.ended == "interrupted"
+    streams = attach_run(real_redis, "run-paused", keyspace=SPACE)
+    assert await (await anext(streams)).text == "before the pause"
+    with pytest.raises(RunFailedError) as paused:
+        await anext(streams)
+    assert paused.value.status == "interrupted"
+
+
+async def test_tee_run_of_an_interrupted_run_ends_it_interrupted(real_redis: Redis) -> None:
+    warnings.filterwarnings("ignore", message=".*v3 streaming protocol.*")
+    config: Any = {"configurable": {"thread_id": "teed-paused"}}
+    run = await pausing_graph().astream_events(State(notes=[]), config=config, version="v3")
+    teed = tee_run(real_redis, run, run_id="teed-paused", keyspace=SPACE)
+    assert [await stream.text async for stream in teed.messages] == ["before the pause"]
+    await teed.finished()
+    assert await run_status(real_redis, SPACE, "teed-paused") == "interrupted"
