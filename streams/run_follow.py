@@ -15,28 +15,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-
-import orjson
 
 from lcstream.streams.cluster import RedisClient
 from lcstream.streams.errors import MessageNotFoundError, RunFailedError
 from lcstream.streams.events import decode_time_ms, now_ms
 from lcstream.streams.keys import Keyspace
-from lcstream.streams.run_index import END_FIELD, end_run
+from lcstream.streams.run_index import RunEnding, RunMember, end_run, index_entries
 
 DEFAULT_RUN_IDLE_TIMEOUT_S = 300.0
 DEFAULT_RETENTION_S = 86_400
-
-
-@dataclass(frozen=True, slots=True)
-class RunMember:
-    """The n-th message of a run to start (n from 0), where it ran (namespace, node)."""
-
-    index: int
-    message_id: str
-    namespace: list[str]
-    node: str | None
 
 
 async def follow_run_index(
@@ -56,25 +43,21 @@ async def follow_run_index(
         RunFailedError: R ended failed or interrupted (after every message was yielded).
     """
     index = keyspace.run(run_id).index
-    cursor, listed = b"0-0", 0
+    cursor = b"0-0"
     members: list[str] = []
     give_up_at = None if wait_for_start_s is None else time.monotonic() + wait_for_start_s
     while True:
         reply = await redis.xread({index: cursor}, count=256, block=block_ms)
         for _, entries in reply or ():
-            for entry_id, fields in entries:
-                cursor = entry_id
-                if END_FIELD.encode() in fields:
-                    _raise_unless_completed(run_id, fields)
+            cursor = entries[-1][0]
+            for entry in index_entries(entries, first=len(members)):
+                if isinstance(entry, RunEnding):
+                    if entry.status != "completed":
+                        error = entry.error or {"message": entry.status, "code": entry.status}
+                        raise RunFailedError(run_id, entry.status, error["message"], error["code"])
                     return
-                member = RunMember(
-                    listed, fields[b"m"].decode(),
-                    orjson.loads(fields[b"ns"]) if b"ns" in fields else [],
-                    fields[b"node"].decode() if b"node" in fields else None,
-                )  # fmt: skip
-                listed += 1
-                members.append(member.message_id)
-                yield member
+                members.append(entry.message_id)
+                yield entry
         if reply:
             continue
         if cursor == b"0-0":
@@ -106,11 +89,3 @@ async def _last_time_ms(redis: RedisClient, stream: str) -> int:
     last = await redis.xrevrange(stream, count=1)
     time_ms = decode_time_ms(last[0][1]) if last else None
     return min(time_ms, now_ms()) if time_ms is not None else 0
-
-
-def _raise_unless_completed(run_id: str, fields: dict[bytes, bytes]) -> None:
-    status = fields[END_FIELD.encode()].decode()
-    if status == "completed":
-        return
-    error = orjson.loads(fields[b"error"]) if b"error" in fields else {"message": status, "code": status}
-    raise RunFailedError(run_id, status, error["message"], error["code"])

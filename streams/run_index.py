@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -132,6 +133,40 @@ class RunIndex:
                 raise
             # Entry `seq` exists: this write's own, whose reply a dropped connection lost, or an ending a
             # follower wrote for a run it took as dead. Either way the index holds entry `seq`.
+
+
+@dataclass(frozen=True, slots=True)
+class RunMember:
+    """The n-th message of a run to start (n from 0), where it ran (namespace, node)."""
+
+    index: int
+    message_id: str
+    namespace: list[str]
+    node: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnding:
+    """The run's `end` entry: how it ended, and why when it failed."""
+
+    status: str
+    error: dict[str, str] | None
+
+
+def index_entries(
+    entries: list[tuple[bytes, dict[bytes, bytes]]], first: int = 0
+) -> list[RunMember | RunEnding]:
+    """`X(R)` entries as members (numbered from `first`) and, last, the ending."""
+    parsed: list[RunMember | RunEnding] = []
+    for _, fields in entries:
+        if (status := fields.get(END_FIELD.encode())) is not None:
+            error = orjson.loads(fields[b"error"]) if b"error" in fields else None
+            parsed.append(RunEnding(status.decode(), error))
+            continue
+        namespace = orjson.loads(fields[b"ns"]) if b"ns" in fields else []
+        node = fields[b"node"].decode() if b"node" in fields else None
+        parsed.append(RunMember(first + len(parsed), fields[b"m"].decode(), namespace, node))
+    return parsed
 
 
 async def lists_message(redis: RedisClient, keyspace: Keyspace, run_id: str, message_id: str) -> bool:

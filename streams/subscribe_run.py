@@ -20,7 +20,8 @@ from lcstream.streams.cluster import LiveChannels, LiveSubscription, RedisClient
 from lcstream.streams.frames import Frame
 from lcstream.streams.keys import Keyspace, default_keyspace
 from lcstream.streams.reader import DEFAULT_WAIT_FOR_START_S
-from lcstream.streams.run_follow import DEFAULT_RUN_IDLE_TIMEOUT_S, RunMember, follow_run_index
+from lcstream.streams.run_follow import DEFAULT_RUN_IDLE_TIMEOUT_S, follow_run_index
+from lcstream.streams.run_index import RunMember
 from lcstream.streams.subscribe import subscribe
 
 CURSOR = re.compile(r"\d{1,18}(\.\d{1,18}){0,9999}")

@@ -10,7 +10,7 @@ import orjson
 import typer
 
 from lcstream.config import Settings, load_settings
-from lcstream.streams.cluster import single
+from lcstream.streams.cluster import RedisClient, single
 from lcstream.streams.ending import MessageState
 from lcstream.streams.jobqueue import (
     cancel_generation,
@@ -19,6 +19,7 @@ from lcstream.streams.jobqueue import (
     enqueue_graph_run,
     is_graph_run,
 )
+from lcstream.streams.keys import Keyspace
 from lcstream.worker.cli.common import (
     ConfigOption,
     ExitCode,
@@ -114,40 +115,24 @@ def cancel(
     """Stop the generation of a message (or a graph run): it ends failed with code `cancelled`; exit 1 if
     it had ended already, 4 if no such message or run is in flight."""
     settings = load_settings(config, redis_url=redis_url)
-    if with_redis(
-        settings, lambda redis, keyspace: is_graph_run(single(redis, "jobs"), message_id, keyspace=keyspace)
-    ):
-        _cancel_run(settings, message_id, wait_s=wait_s, as_json=as_json)
-        return
-    outcome = with_redis(
-        settings,
-        lambda redis, keyspace: cancel_generation(
-            single(redis, "background jobs"), message_id, keyspace=keyspace, wait_s=wait_s
-        ),
-    )
-    if outcome.found is MessageState.ABSENT and outcome.state is MessageState.ABSENT:
-        fail(ExitCode.ABSENT, f"no message {message_id} in flight (never enqueued, or expired)")
+
+    async def work(redis: RedisClient, keyspace: Keyspace) -> tuple[str, bool, bool, str]:
+        """(what it is, whether nothing of it was in flight, whether this cancelled it, its state)."""
+        jobs = single(redis, "background jobs")
+        if await is_graph_run(jobs, message_id, keyspace=keyspace):
+            before, after = await cancel_graph_run(jobs, message_id, keyspace=keyspace, wait_s=wait_s)
+            cancelled = before in (None, "running") and after == "failed"
+            return "run", before is None and after is None, cancelled, str(after)
+        outcome = await cancel_generation(jobs, message_id, keyspace=keyspace, wait_s=wait_s)
+        absent = outcome.found is MessageState.ABSENT and outcome.state is MessageState.ABSENT
+        return "message", absent, outcome.cancelled, str(outcome.state)
+
+    kind, absent, cancelled, state = with_redis(settings, work)
+    if absent:
+        fail(ExitCode.ABSENT, f"no {kind} {message_id} in flight (never enqueued, or expired)")
     if as_json:
-        print_json({"message_id": message_id, "cancelled": outcome.cancelled, "state": str(outcome.state)})
-    if not outcome.cancelled:
-        fail(ExitCode.FAILED, f"{message_id} was not cancelled: it ended {outcome.state}")
+        print_json({f"{kind}_id": message_id, "cancelled": cancelled, "state": state})
+    if not cancelled:
+        fail(ExitCode.FAILED, f"{message_id} was not cancelled: it ended {state}")
     if not as_json:
         sys.stdout.write(f"{message_id} cancelled\n")
-
-
-def _cancel_run(settings: Settings, run_id: str, *, wait_s: float, as_json: bool) -> None:
-    before, after = with_redis(
-        settings,
-        lambda redis, keyspace: cancel_graph_run(
-            single(redis, "jobs"), run_id, keyspace=keyspace, wait_s=wait_s
-        ),
-    )
-    cancelled = before in (None, "running") and after == "failed"
-    if before is None and after is None:
-        fail(ExitCode.ABSENT, f"no run {run_id} in flight (never enqueued, or expired)")
-    if as_json:
-        print_json({"run_id": run_id, "cancelled": cancelled, "state": after})
-    if not cancelled:
-        fail(ExitCode.FAILED, f"run {run_id} was not cancelled: it ended {after}")
-    if not as_json:
-        sys.stdout.write(f"{run_id} cancelled\n")

@@ -13,6 +13,7 @@ from lcstream.streams.cluster import RedisClient
 from lcstream.streams.errors import RunFailedError
 from lcstream.streams.keys import Keyspace
 from lcstream.streams.reader import read_outcome
+from lcstream.streams.run_index import RunMember, index_entries
 from lcstream.streams.subscribe_run import subscribe_run
 from lcstream.worker.cli.common import ExitCode, fail, out, print_json, with_redis
 from lcstream.worker.cli.printing import TailPrinter, compare_outcomes
@@ -59,17 +60,16 @@ def replay_run(settings: Settings, run_id: str, *, diff: bool, as_json: bool) ->
     (exit 1 if any differs)."""
 
     async def work(redis: RedisClient, keyspace: Keyspace) -> list[tuple[str, str | None, str]]:
-        entries = await redis.xrange(keyspace.run(run_id).index)
+        members = index_entries(await redis.xrange(keyspace.run(run_id).index))
         rows = []
-        for _, fields in entries:
-            if b"m" not in fields:
+        for member in members:
+            if not isinstance(member, RunMember):
                 continue
-            keys = keyspace.message(fields[b"m"].decode())
+            keys = keyspace.message(member.message_id)
             handler, _ = rebuild(keys, await redis.xrange(keys.events), settings)
             stored = await read_outcome(redis, keys.message_id, keyspace)
-            node = fields[b"node"].decode() if b"node" in fields else None
             verdict = compare_outcomes(handler.outcome, stored) if diff else "rebuilt"
-            rows.append((keys.message_id, node, verdict))
+            rows.append((keys.message_id, member.node, verdict))
         return rows
 
     rows = with_redis(settings, work)

@@ -23,7 +23,7 @@ from lcstream.streams.backoff import TRANSIENT_ERRORS, Backoff, cancel_requested
 from lcstream.streams.cluster import RedisClient, node_for
 from lcstream.streams.errors import InvalidMessageIdError
 from lcstream.streams.keys import Keyspace, validate_message_id
-from lcstream.streams.run_index import END_FIELD, RUN_ENDINGS
+from lcstream.streams.run_index import RUN_ENDINGS, run_status
 
 log = structlog.get_logger("lcstream.gateway")
 
@@ -137,8 +137,8 @@ class NoticeBoard:
             elif not await self._redis.exists(keys.events, keys.out):
                 self._messages.items.pop(message_id, None)
         for run_id, entry in self._runs.started():
-            last = await self._redis.xrevrange(self._keyspace.run(run_id).index, count=1)
-            if not last:
+            status = await run_status(self._redis, self._keyspace, run_id)
+            if status is None:
                 self._runs.items.pop(run_id, None)
-            elif (ending := last[0][1].get(END_FIELD.encode())) is not None:
-                entry["status"] = ending.decode()
+            elif status != "running":
+                entry["status"] = status

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from lcstream.streams.errors import InvalidMessageIdError, RunFailedError
-from lcstream.streams.run_index import END_FIELD
+from lcstream.streams.run_index import RunEnding, RunMember, index_entries
 from lcstream.streams.subscribe_run import parse_cursor, subscribe_run
 from lcstream.worker.gateway.api import json_response
 from lcstream.worker.gateway.errors import error
@@ -50,15 +49,14 @@ async def get_run(request: Request) -> Response:
     entries = await gateway.redis.xrange(index)
     if not entries:
         return error("not_found", f"nothing is known of run {raw_id}")
-    messages, status, failure = [], "running", None
-    for _, fields in entries:
-        if END_FIELD.encode() in fields:
-            status = fields[END_FIELD.encode()].decode()
-            failure = orjson.loads(fields[b"error"]) if b"error" in fields else None
-        else:
-            namespace = orjson.loads(fields[b"ns"]) if b"ns" in fields else []
-            node = fields[b"node"].decode() if b"node" in fields else None
-            messages.append({"message_id": fields[b"m"].decode(), "namespace": namespace, "node": node})
+    parsed = index_entries(entries)
+    ending = parsed[-1] if isinstance(parsed[-1], RunEnding) else None
+    messages = [
+        {"message_id": m.message_id, "namespace": m.namespace, "node": m.node}
+        for m in parsed
+        if isinstance(m, RunMember)
+    ]
+    status, failure = (ending.status, ending.error) if ending else ("running", None)
     return json_response({"run_id": raw_id, "status": status, "error": failure, "messages": messages})
 
 

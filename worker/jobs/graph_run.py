@@ -21,7 +21,7 @@ from lcstream.config import Settings
 from lcstream.streams.errors import MessageIdInUseError
 from lcstream.streams.keys import Keyspace
 from lcstream.streams.run_handler import RedisStreamHandler
-from lcstream.streams.run_index import END_FIELD, end_run
+from lcstream.streams.run_index import end_run, run_status
 from lcstream.worker.jobs.generation import ModelNotAllowedError, load_factory
 
 log = structlog.get_logger("lcstream.jobs")
@@ -51,13 +51,13 @@ async def run_graph_job(
     redis: Redis, keyspace: Keyspace, settings: Settings, job: GraphRun
 ) -> dict[str, str]:
     """Run the job; return `{"run_id", "status"}` (how the run ended)."""
-    last = await redis.xrevrange(keyspace.run(job.run_id).index, count=1)
-    if last and (ending := last[0][1].get(END_FIELD.encode())) is not None:
-        log.info("already-ended", run_id=job.run_id, status=ending.decode(), attempt=job.attempt)
-        return {"run_id": job.run_id, "status": ending.decode()}
-    if last and job.attempt == 1:
+    status = await run_status(redis, keyspace, job.run_id)
+    if status not in (None, "running"):
+        log.info("already-ended", run_id=job.run_id, status=status, attempt=job.attempt)
+        return {"run_id": job.run_id, "status": str(status)}
+    if status == "running" and job.attempt == 1:
         raise MessageIdInUseError(f"run {job.run_id} is open and this job never ran: not touching it")
-    if last:
+    if status == "running":
         lost = {
             "message": f"the job running this graph was lost (attempt {job.attempt - 1})",
             "code": "producer_lost",
