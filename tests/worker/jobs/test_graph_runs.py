@@ -13,8 +13,10 @@ from redis.asyncio import Redis
 
 from lcstream.streams.attach_run import attach_run
 from lcstream.streams.errors import RunFailedError
+from lcstream.streams.jobqueue import cancel_graph_run, enqueue_graph_run, is_graph_run
 from lcstream.streams.keys import Keyspace
 from lcstream.streams.reader import read_outcome
+from lcstream.streams.run_index import run_status
 from tests.conftest import WorkerProcess
 from tests.helpers import wait_for
 from tests.integration.processes import run_lcstream
@@ -91,3 +93,16 @@ async def test_cancel_stops_a_running_graph_and_its_run_ends_cancelled(
     assert last is not None and last.error is not None and last.error["code"] == "cancelled"
     late = run_lcstream("cancel", run_id, env=env)
     assert late.returncode == 1  # it had ended already
+
+
+async def test_a_run_still_queued_is_cancelled_before_it_starts(real_redis: Redis) -> None:
+    run_id = await enqueue_graph_run(
+        real_redis, "tests.streams.agent_graph:agent", {"notes": []}, keyspace=SPACE
+    )
+    assert await run_status(real_redis, SPACE, run_id) is None  # no worker: nothing ran, no index yet
+    assert await is_graph_run(real_redis, run_id, keyspace=SPACE)  # its queued job says it is a run
+    assert await cancel_graph_run(real_redis, run_id, keyspace=SPACE, wait_s=0) == (None, "failed")
+    with pytest.raises(RunFailedError) as failed:
+        async for _ in attach_run(real_redis, run_id, keyspace=SPACE):
+            pass
+    assert (failed.value.code, failed.value.error_message) == ("cancelled", "cancelled before it started")
