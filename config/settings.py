@@ -101,7 +101,12 @@ class Settings(GatewaySettings):
         description="Most events one read returns, shared among the open messages (at least one each).",
     )
     claim_count: int = Field(
-        100, ge=1, le=10_000, description="Most new messages one worker claims in one read of D(k)."
+        100, ge=1, le=10_000, description="Most new messages one worker claims in a round (in steps of 10)."
+    )
+    target_delay_ms: int = Field(
+        50,
+        ge=1,
+        description="Delay (event produced to frames published) past which a worker takes no new messages.",
     )
     socket_timeout_s: float = Field(
         10.0, gt=0, description="Redis socket timeout; blocking reads stay below it."

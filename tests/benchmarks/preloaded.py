@@ -67,6 +67,6 @@ async def run_preloaded(
     if WORKER_COUNT[system] > 1:
         split = [int(w.stopped_line["events"]) for w in workers if w.stopped_line]
         result.extra["events_per_worker"] = split
-        if min(split) < 0.1 * sum(split):  # e.g. one worker claimed the whole backlog in its first read
-            result.notes.append("events per worker: " + " / ".join(f"{n:,}" for n in split))
+        shares = " / ".join(f"{n:,} ({n / sum(split):.0%})" for n in split) if sum(split) else "none"
+        result.notes.append(f"events per worker: {shares}")
     return result

@@ -11,6 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from tests.benchmarks.results import CEILING, LCSTREAM_1, LCSTREAM_2, NAIVE, Latency, Result
+from tests.benchmarks.sharing import sharing_lines
 
 # issue 6's targets, checked only on its own sizes (a --quick run says so instead)
 P99_TARGETS_MS = {"paced-100": 3.0, "paced-500": 20.0}
@@ -114,6 +115,7 @@ def comparisons(results: list[Result], quick: bool) -> list[str]:
         split = by[("backlog", LCSTREAM_2)].extra.get("events_per_worker", [])
         alone = " (but one worker did all the work: no scaling shown)" if split and min(split) == 0 else ""
         lines.append(f"backlog: 2 workers = {two / one:.2f}x 1 worker (target >= 1.6x){_check(met)}{alone}")
+    lines += sharing_lines(results)
     for workload, target_ms in P99_TARGETS_MS.items():
         found = by.get((workload, LCSTREAM_1))
         if found and found.latency:

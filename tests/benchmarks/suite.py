@@ -41,6 +41,9 @@ class Suite:
         for workload in (plan.backlog, plan.tools, plan.long):
             if workload.name in self.selected:
                 await self._preloaded(workload)
+        if "sharing" in self.selected:
+            for workload in plan.sharing:
+                await self._sharing(workload)
         if "paced" in self.selected:
             for paced in plan.paced:
                 for system in (LCSTREAM_1, NAIVE):
@@ -79,6 +82,18 @@ class Suite:
         for system in systems:
             await self._record(workload.name, system, self._median_run(workload, events, system, seed))
         seed.unlink()  # RDB copies are big and not needed afterwards; the logs stay
+
+    async def _sharing(self, workload: Preloaded) -> None:
+        """Two workers on the same backlog, `plan.sharing_runs` times: every run is a row."""
+        events = workload.events()
+        seed = await snapshot(self.work_dir / workload.name / "seed", events)
+        for attempt in range(self.plan.sharing_runs):
+            where = self._dir(workload.name, LCSTREAM_2) / f"run-{attempt}"
+            run = run_preloaded(
+                workload, events, LCSTREAM_2, seed, where, sample=self.plan.sample, settings=self.settings
+            )
+            await self._record(workload.name, LCSTREAM_2, run)
+        seed.unlink()
 
     async def _median_run(
         self, workload: Preloaded, events: list[list[Event]], system: str, seed: Path

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from tests.benchmarks.messages import Event, backlog_message, text_message_events, tool_call_message
 
-WORKLOAD_NAMES = ("backlog", "paced", "tools", "long", "rss", "redis")
+WORKLOAD_NAMES = ("backlog", "sharing", "paced", "tools", "long", "rss", "redis")
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,10 @@ class Preloaded:
         return [self.build(m, n) for n, m in enumerate(self.message_ids())]
 
 
-def backlog(messages: int, tokens: int) -> Preloaded:
+def backlog(messages: int, tokens: int, name: str = "backlog") -> Preloaded:
     """Text messages through `chunks_to_events`, as tests/integration/test_backlog.py builds them."""
     return Preloaded(
-        "backlog",
+        name,
         messages,
         lambda m, n: backlog_message(m, n, tokens),
         f"{messages} messages x {tokens} tokens",
@@ -104,6 +104,8 @@ class Plan:
     """Everything one run measures."""
 
     backlog: Preloaded
+    sharing: tuple[Preloaded, ...]  # two workers started together on each, `sharing_runs` times
+    sharing_runs: int
     paced: tuple[Paced, ...]
     tools: Preloaded
     long: Preloaded
@@ -117,6 +119,8 @@ def full_plan() -> Plan:
     """The sizes of issue 6 (about 8 minutes on 2 cores)."""
     return Plan(
         backlog=backlog(200, 500),
+        sharing=(backlog(100, 500, "sharing-100"), backlog(1000, 500, "sharing-1000")),
+        sharing_runs=5,
         paced=tuple(Paced(n, 50.0, duration_s=10.0, drain_s=10.0) for n in (100, 500, 1000)),
         tools=tools(300, 3),
         long=long(5, 20_000),
@@ -131,6 +135,8 @@ def quick_plan() -> Plan:
     """Smaller sizes for a smoke run (about a minute and a half)."""
     return Plan(
         backlog=backlog(100, 300),
+        sharing=(backlog(100, 300, "sharing-100"), backlog(1000, 100, "sharing-1000")),
+        sharing_runs=3,
         paced=tuple(Paced(n, 50.0, duration_s=3.0, drain_s=5.0) for n in (100, 500, 1000)),
         tools=tools(100, 3),
         long=long(2, 10_000),

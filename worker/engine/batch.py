@@ -71,7 +71,8 @@ class Batch(Generic[H]):
 
     writes: tuple[MessageWrite[H], ...]
     started: tuple[bytes, ...]  # their notices, encoded
-    produced_at: float | None  # monotonic producer time of the oldest newest-event among the writes
+    produced_at: float | None = None  # monotonic producer time of the oldest newest-event among the writes
+    held_from: float | None = None  # the same, each counted from no earlier than its claim
 
 
 class Verdict(IntEnum):

@@ -2,7 +2,8 @@
 
 A round, in order:
 
-1. intake: claim new dispatch entries when `D(k)` may hold some and there is room;
+1. intake: claim new dispatch entries, in steps, when `D(k)` may hold some, there
+   is room and the worker keeps up with its delay target (`load.py`);
 2. upkeep, at most every `upkeep_interval_s`: renew leases, fail silent or
    overlong messages, open waiting claims whose events appeared, take over
    abandoned entries, sample the backlog, trim `D(k)`;
@@ -122,18 +123,23 @@ class Partition:
     # -- intake ---------------------------------------------------------------
 
     async def _claim(self) -> None:
+        """Claim in steps while each comes back full and there is room, up to `claim_count` a round:
+        workers awake at once interleave their steps, so a burst is shared."""
         worker, intake = self._worker, self._intake
-        self._room = worker.reserve_capacity() if intake.room_to_wait() else 0
-        try:
-            read = 0
-            if self._room and (self._claim_due or not self.held):
+        claimed, self._more_waiting = 0, False
+        while True:
+            self._room = worker.reserve_capacity(new=not intake.from_history) if intake.room_to_wait() else 0
+            try:
+                if not self._room or not (self._claim_due or not self.held):
+                    break
                 from_history = intake.from_history
                 read = await intake.claim(self._room)
+                claimed += read
                 self._more_waiting = from_history or read == self._room
-            else:
-                self._more_waiting = False
-        finally:
-            worker.settle_capacity(self._room)
+            finally:
+                worker.settle_capacity(self._room)
+            if not self._more_waiting or claimed >= self._settings.claim_count:
+                break
         worker.health.redis_ok(self._k)
         self._claim_due = self._more_waiting or not self._room  # while full, D(k) is not watched
 

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 
 from lcstream.config import Settings
 from lcstream.streams.events import EventLimits
 from lcstream.streams.keys import Keyspace
 from lcstream.worker.engine.held import Held
+from lcstream.worker.engine.load import Load
 from lcstream.worker.observability.health import Health
 from lcstream.worker.observability.stats import WorkerStats
 from lcstream.worker.observability.worker_metrics import WorkerMetrics
+
+# Most entries one claim (`XREADGROUP`) takes: a round claims in such steps, so peers' steps interleave.
+CLAIM_STEP = 10
 
 
 class WorkerState:
@@ -30,6 +35,7 @@ class WorkerState:
         self.health = Health(settings.partitions)
         self.metrics = WorkerMetrics(self.stats, lambda: self.open_messages, lambda: self.waiting_messages)
         self.held: dict[int, Held] = {}  # what each partition holds
+        self.load = Load(settings.target_delay_ms / 1000)
         # Delivery counts of what a partition held when a fault dropped it, by (partition, entry id):
         # re-reading its own pending entries raises them in Redis; the first renewal sets them back.
         self.remembered_deliveries: dict[tuple[int, bytes], int] = {}
@@ -65,13 +71,22 @@ class WorkerState:
 
     # -- capacity, shared by the partitions ---------------------------------
 
-    def reserve_capacity(self) -> int:
-        """Room for new messages, reserved until `settle_capacity`."""
+    def reserve_capacity(self, *, new: bool = False) -> int:
+        """Room for messages, reserved until `settle_capacity`.
+
+        For `new` messages (not this consumer's own pending ones, not abandoned ones) the step
+        shrinks as the worker fills up or nears its delay target, so workers awake at once share a
+        burst and the less loaded takes more; over the target (while it holds messages) it is 0.
+        """
         settings = self.settings
         room = settings.max_open_messages - self.open_messages - self._reserved
         # A fair share per claim, so one partition's claim in flight can't starve the others.
         share = max(1, settings.max_open_messages // settings.partitions)
-        want = max(0, min(settings.claim_count, room, share))
+        step = min(CLAIM_STEP, settings.claim_count)
+        if new and self.open_messages:
+            busy = max(self.open_messages / settings.max_open_messages, self.load.fraction())
+            step = 0 if busy > 1.0 else max(1, math.ceil(step * (1.0 - busy)))
+        want = max(0, min(step, room, share))
         self._reserved += want
         return want
 

@@ -56,8 +56,12 @@ class Writer:
         held.dirty.clear()
         if not writes and not held.started:
             return
-        produced = [write.handler.last_event_at for write in writes if write.frames]
-        batch = Batch(writes, tuple(held.started), min(produced) if produced else None)
+        produced = [(w.handler.last_event_at, w.handler.opened_at) for w in writes if w.frames]
+        batch = Batch(
+            writes, tuple(held.started),
+            produced_at=min(at for at, _ in produced) if produced else None,
+            held_from=min(max(at, opened) for at, opened in produced) if produced else None,
+        )  # fmt: skip
         held.started.clear()
         self._writing = asyncio.create_task(self._write(batch), name=f"write-{self._k}")
 
@@ -95,6 +99,8 @@ class Writer:
         metrics.write_seconds.observe(written_at - started_at)
         if batch.produced_at is not None:  # one sample per write: what a reader waited longest
             metrics.delay_seconds.observe(max(0.0, written_at - batch.produced_at))
+        if batch.held_from is not None:
+            self._worker.load.record(written_at - batch.held_from)
         return batch, verdicts
 
     def _apply(self, write: MessageWrite[MessageHandler], verdict: WriteVerdict) -> str:

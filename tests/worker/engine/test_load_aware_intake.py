@@ -1,0 +1,126 @@
+"""Load-aware intake: a worker over its delay target claims nothing new, so the work waits as lag for
+a peer; under it, a worker claims in steps that shrink as it fills up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from lcstream.streams.keys import Keyspace
+from lcstream.streams.publish import publish_events
+from lcstream.worker.engine.load import WINDOW_S, Load
+from lcstream.worker.engine.partition import Partition
+from lcstream.worker.engine.runner import Worker
+from tests.conftest import conformance_cases
+from tests.helpers import all_outcomes, running_worker, settings_for, wait_for
+
+SPACE = Keyspace(partitions=1)
+PLAIN = next(c for c in conformance_cases() if c["name"] == "plain_text")["events"]
+TARGET_S = 0.05
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_load_is_the_last_seconds_90th_percentile_delay_over_the_target() -> None:
+    clock = Clock()
+    load = Load(TARGET_S, clock=clock)
+    assert load.fraction() == 0.0 and not load.over_target()
+    for delay_ms in range(1, 101):  # 1 .. 100 ms: the 90th percentile is 91 ms
+        load.record(delay_ms / 1000)
+    clock.now += 1.0  # past the cached verdict, still within the window (samples at 100.0)
+    assert load.fraction() == pytest.approx(0.091 / TARGET_S)
+    assert load.over_target()
+
+
+def test_samples_older_than_the_window_no_longer_count() -> None:
+    clock = Clock()
+    load = Load(TARGET_S, clock=clock)
+    load.record(10.0)
+    assert load.over_target()
+    clock.now += WINDOW_S + 0.01
+    load.record(0.01)
+    assert load.fraction() == pytest.approx(0.01 / TARGET_S)
+    assert not load.over_target()
+
+
+def _names(count: int, tag: str) -> list[str]:
+    return [f"{tag}-{n}" for n in range(count)]
+
+
+async def _partition(redis: Redis, consumer: str, **settings: Any) -> tuple[Worker, Partition]:
+    worker = Worker(redis, settings_for(consumer=consumer, partitions=1, **settings))
+    await worker._ensure_groups()
+    return worker, Partition(worker.state, 0, await worker.link_for(0))
+
+
+async def _lag(redis: Redis) -> tuple[int, int]:
+    """(lag, pending) of the group on D(0)."""
+    (group,) = await redis.xinfo_groups(SPACE.dispatch(0))
+    return int(group["lag"]), int(group["pending"])
+
+
+async def test_a_worker_over_its_target_leaves_new_messages_as_lag_and_a_joining_worker_takes_them(
+    real_redis: Redis,
+) -> None:
+    worker, partition = await _partition(real_redis, "busy", target_delay_ms=int(TARGET_S * 1000))
+    await publish_events(real_redis, PLAIN[:3], message_id="streaming", keyspace=SPACE)  # stays open
+    while not partition.held.open:
+        assert await partition.round()
+    clock = Clock()
+    worker.state.load = Load(TARGET_S, clock=clock)
+    worker.state.load.record(4 * TARGET_S)  # its writes are late: over the target
+
+    waiting = _names(5, "waiting")
+    for message_id in waiting:
+        await publish_events(real_redis, PLAIN, message_id=message_id, keyspace=SPACE)
+    for _ in range(10):
+        assert await partition.round()
+    assert await _lag(real_redis) == (5, 1)  # nothing new claimed: five wait, its own one is pending
+    assert list(partition.held.open) == [SPACE.message("streaming").events.encode()]
+
+    async with running_worker(real_redis, consumer="joined", partitions=1) as joined:
+        await wait_for(lambda: all_outcomes(real_redis, waiting, SPACE), timeout_s=20, what="the peer")
+        assert joined.stats.completed == 5
+
+    clock.now += WINDOW_S + 1  # its delay is back under the target: it claims again
+    await publish_events(real_redis, PLAIN, message_id="after", keyspace=SPACE)
+    for _ in range(20):
+        if await all_outcomes(real_redis, ["after"], SPACE):
+            break
+        assert await partition.round()
+    assert await all_outcomes(real_redis, ["after"], SPACE)
+    assert worker.stats.completed == 1
+
+
+async def test_the_claim_step_shrinks_as_the_worker_fills_up_and_nears_its_target(real_redis: Redis) -> None:
+    worker, partition = await _partition(real_redis, "filling", claim_count=10, max_open_messages=20)
+    state = worker.state
+    for message_id in _names(10, "open"):
+        await publish_events(real_redis, PLAIN[:3], message_id=message_id, keyspace=SPACE)
+    while len(partition.held.open) < 10:
+        assert await partition.round()
+    clock = Clock()
+    state.load = Load(state.settings.target_delay_ms / 1000, clock=clock)
+
+    def step(*, new: bool) -> int:
+        want = state.reserve_capacity(new=new)
+        state.settle_capacity(want)
+        return want
+
+    assert step(new=True) == 5  # half full: half a step
+    assert step(new=False) == 10  # own pending or abandoned entries: not shrunk
+    state.load.record(0.8 * state.load.target_s)
+    clock.now += 1.0
+    assert step(new=True) == 2  # 80% of the target: ceil(10 x 0.2)
+    state.load.record(2 * state.load.target_s)
+    clock.now += 0.1
+    assert step(new=True) == 0  # over the target
+    assert step(new=False) == 10
