@@ -126,6 +126,11 @@ class Settings(GatewaySettings):
     takeover_after_ms: int = Field(
         30_000, ge=100, description="A claim idle this long is taken over by a peer."
     )
+    remove_idle_consumers_after_s: float = Field(
+        600.0,
+        gt=0,
+        description="A consumer of the group idle this long that owns no entry is removed (a gone worker).",
+    )
     max_deliveries: int = Field(5, ge=1, description="Deliveries of one message before it is dead-lettered.")
     grace_period_s: float = Field(
         30.0, ge=0, description="On SIGTERM, how long open messages may still finish."

@@ -6,7 +6,7 @@ A round, in order:
    is room and the worker keeps up with its delay target (`load.py`);
 2. upkeep, at most every `upkeep_interval_s`: renew leases, fail silent or
    overlong messages, open waiting claims whose events appeared, take over
-   abandoned entries, sample the backlog, trim `D(k)`;
+   abandoned entries, sample the backlog, trim `D(k)`, remove idle consumers;
 3. read: one `XREAD` over the events streams of every open message, plus `D(k)`
    itself as a wake-up (a new announcement ends the block at once);
 4. settle the previous write: apply its verdicts to the handlers;
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("lcstream.worker")
 
 TRIM_INTERVAL_S = 10.0
+SWEEP_INTERVAL_S = 60.0  # at most; half the idle bound when that is shorter
 
 
 class Partition:
@@ -55,6 +56,7 @@ class Partition:
         self._redis = link.redis
         self._wire = link.wire
         self._leases = link.leases
+        self._consumers = link.consumers
         self._dispatch = worker.keyspace.dispatch(k)
         self._dispatch_key = self._dispatch.encode()
         self.held = Held(worker.capacity_freed)
@@ -69,6 +71,8 @@ class Partition:
         self._until_idle = False
         self._upkeep_at = 0.0
         self._trim_at = time.monotonic() + TRIM_INTERVAL_S
+        self._sweep_interval_s = min(SWEEP_INTERVAL_S, settings.remove_idle_consumers_after_s / 2)
+        self._sweep_at = time.monotonic() + self._sweep_interval_s
         takeover_s = settings.takeover_after_ms / 1000
         self._upkeep_interval_s = min(1.0, takeover_s / 4, settings.idle_timeout_s / 4)
         self.healthy = False  # set once a round went through: the caller's back-off starts over
@@ -228,7 +232,7 @@ class Partition:
 
     async def _upkeep(self) -> None:
         """Renew leases, fail silent or overlong messages, open waiting claims, take over abandoned
-        entries, sample the backlog, trim `D(k)`."""
+        entries, sample the backlog, trim `D(k)`, remove consumers gone idle."""
         now = time.monotonic()
         self._upkeep_at = now + self._upkeep_interval_s
         held, settings = self.held, self._settings
@@ -255,11 +259,18 @@ class Partition:
         if now >= self._trim_at:
             self._trim_at = now + TRIM_INTERVAL_S
             await trim_dispatch(self._redis, self._dispatch)
+        if now >= self._sweep_at:
+            self._sweep_at = now + self._sweep_interval_s
+            if removed := await self._consumers.sweep(self._dispatch):
+                log.info("consumers-removed", partition=self._k, consumers=removed)
 
     async def _release_held(self) -> None:
-        """Hand unfinished messages back unacked, so a peer takes them over at once."""
+        """Hand unfinished messages back unacked, so a peer takes them over at once; owning nothing,
+        leave the group."""
         leases = self.held.leases()
         if leases:
             await self._leases.release(self._dispatch, leases)
             log.info("released", partition=self._k, messages=len(leases))
+        elif await self._consumers.leave(self._dispatch):
+            log.info("consumer-removed", partition=self._k)
         self.held.clear()

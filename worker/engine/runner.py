@@ -26,6 +26,7 @@ from lcstream.streams.cluster import (
     slot_moved,
 )
 from lcstream.streams.partition_count import record_partition_count
+from lcstream.worker.engine.consumers import IdleConsumers
 from lcstream.worker.engine.leases import Leases
 from lcstream.worker.engine.link import NodeLink
 from lcstream.worker.engine.partition import Partition
@@ -164,7 +165,11 @@ class Worker:
             )  # fmt: skip
             await leases.load_script()
             await publisher.load_script()
-            link = self._links[id(node)] = NodeLink(node, wire, publisher, leases)
+            consumers = IdleConsumers(
+                node, group=settings.group, consumer=settings.consumer,
+                idle_s=settings.remove_idle_consumers_after_s,
+            )  # fmt: skip
+            link = self._links[id(node)] = NodeLink(node, wire, publisher, leases, consumers)
         return link
 
 
