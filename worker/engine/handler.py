@@ -180,6 +180,11 @@ class MessageHandler:
         frames, self._outbox = tuple(self._outbox), []
         return MessageWrite(self, self.keys, self.delivery_id, frames, ending, self._run_id)
 
+    @property
+    def ending_in_flight(self) -> bool:
+        """Whether the ending was taken for a write not settled yet (that write acks the entry)."""
+        return self._ending_taken
+
     def requeue(self, write: MessageWrite[MessageHandler]) -> None:
         """Put a refused write back in front of anything made since, to be written again."""
         self._outbox[:0] = write.frames

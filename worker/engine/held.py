@@ -66,9 +66,15 @@ class Held:
         self._on_freed()
         return True
 
-    def leases(self) -> list[tuple[bytes, int]]:
-        """(dispatch entry id, deliveries) of everything held, for renewal and hand-back."""
-        held = [(handler.delivery_id, handler.deliveries) for handler in self.open.values()]
+    def leases(self, *, renewing: bool = False) -> list[tuple[bytes, int]]:
+        """(dispatch entry id, deliveries) of everything held, for hand-back; with `renewing`, not of
+        messages whose ending is being written: that write acks the entry, and a renewal racing it
+        would find the entry gone and take the message for lost."""
+        held = [
+            (handler.delivery_id, handler.deliveries)
+            for handler in self.open.values()
+            if not (renewing and handler.ending_in_flight)
+        ]
         return held + [(w.claim.entry_id, w.claim.deliveries) for w in self.waiting.values()]
 
     def forget_entries(self, entry_ids: set[bytes]) -> list[str]:

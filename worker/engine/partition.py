@@ -236,7 +236,7 @@ class Partition:
         now = time.monotonic()
         self._upkeep_at = now + self._upkeep_interval_s
         held, settings = self.held, self._settings
-        lost = await self._leases.renew(self._dispatch, held.leases())
+        lost = await self._leases.renew(self._dispatch, held.leases(renewing=True))
         for message_id in held.forget_entries(set(lost)):
             self._worker.stats.lost_claims += 1
             log.warning("claim-lost", message_id=message_id)

@@ -134,7 +134,8 @@ async def test_after_twenty_workers_came_and_went_the_group_lists_the_running_on
     real_redis: Redis,
 ) -> None:
     rng = random.Random(16)
-    fleet, names, stop = Fleet(real_redis), [], asyncio.Event()
+    fleet, stop = Fleet(real_redis), asyncio.Event()
+    names: list[str] = []
     fleet.start("steady-a")
     producer = asyncio.create_task(_produce(real_redis, names, stop, rng))
     for cycle in range(20):

@@ -163,3 +163,58 @@ async def test_a_dead_producer_is_failed_whatever_its_event_count_against_the_re
     await asyncio.wait_for(run_burst(real_redis, read_count=10, idle_timeout_s=0.5), timeout=15)
     outcome = await read_outcome(real_redis, "dead-end")
     assert outcome is not None and outcome.error is not None and outcome.error["code"] == "idle_timeout"
+
+
+async def test_an_upkeep_while_the_ending_is_written_does_not_take_the_message_for_lost(
+    real_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write that ends a message acks its entry; a lease renewal running before the round applies
+    that write's verdict must not find the entry gone and drop the message as lost."""
+    await real_redis.xgroup_create(SPACE.dispatch(0), "workers", id="0", mkstream=True)
+    worker = Worker(real_redis, settings_for(takeover_after_ms=100))  # an upkeep every 25 ms
+    link = await worker.link_for(0)
+    publish, written, release = link.publisher.publish, asyncio.Event(), asyncio.Event()
+
+    async def written_then_held(batch: Batch[Any]) -> list[WriteVerdict]:
+        verdicts = await publish(batch)
+        if any(write.ending for write in batch.writes):
+            written.set()
+            await release.wait()
+        return verdicts
+
+    monkeypatch.setattr(link.publisher, "publish", written_then_held)
+    partition = Partition(worker.state, 0, link)
+    await write_events(real_redis, "ending", CASES["plain_text"]["events"])
+    await real_redis.xadd(SPACE.dispatch(0), {"m": "ending"})
+
+    async def ending_taken() -> bool:
+        handler = partition.held.open.get(SPACE.message("ending").events.encode())
+        return handler is not None and handler.ending_in_flight
+
+    async def ending_written() -> bool:
+        return written.is_set()
+
+    await rounds_until(partition, ending_taken)
+    await wait_for(ending_written, timeout_s=10, what="the ending's write")  # acked, verdict not applied
+    assert await real_redis.xpending(SPACE.dispatch(0), "workers") == {
+        "pending": 0, "min": None, "max": None, "consumers": []
+    }  # fmt: skip
+    renew, renewals = link.leases.renew, []
+
+    async def recorded_renew(dispatch: str, held: Any) -> list[bytes]:
+        renewals.append(list(held))
+        return await renew(dispatch, held)
+
+    monkeypatch.setattr(link.leases, "renew", recorded_renew)
+    partition._upkeep_at = 0.0  # the next round's upkeep runs before it settles the write
+    next_round = asyncio.create_task(partition.round())
+
+    async def upkept() -> bool:
+        return bool(renewals)
+
+    await wait_for(upkept, timeout_s=10, what="the upkeep of the round")
+    release.set()
+    assert await next_round
+    assert worker.stats.lost_claims == 0
+    assert worker.stats.completed == 1
+    assert not partition.held.open
