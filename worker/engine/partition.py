@@ -35,7 +35,7 @@ from lcstream.worker.engine.handler import MessageHandler
 from lcstream.worker.engine.held import Held
 from lcstream.worker.engine.intake import Intake
 from lcstream.worker.engine.raw_commands import field_map
-from lcstream.worker.engine.state import WorkerState
+from lcstream.worker.engine.state import CLAIM_STEP, WorkerState
 from lcstream.worker.engine.writer import Writer
 
 if TYPE_CHECKING:
@@ -142,8 +142,8 @@ class Partition:
                 self._more_waiting = from_history or read == self._room
             finally:
                 worker.settle_capacity(self._room)
-            if not self._more_waiting or claimed >= self._settings.claim_count:
-                break
+            if not self._more_waiting or self._room < CLAIM_STEP or claimed >= self._settings.claim_count:
+                break  # a shrunk step: the worker is filling up or nearing its target, one a round
         worker.health.redis_ok(self._k)
         self._claim_due = self._more_waiting or not self._room  # while full, D(k) is not watched
 
@@ -169,6 +169,8 @@ class Partition:
     async def _read(self) -> None:
         held = self.held
         readable = [handler for handler in held.open.values() if handler.outcome is None]
+        if not held.open:
+            self._worker.load.record(self._k, 0.0)  # holding nothing, it can't be late
         streams = {handler.events_key: handler.cursor for handler in readable}
         if self._room and not self._more_waiting and not self._worker.stopping:
             streams[self._dispatch_key] = self._wake_id
@@ -192,6 +194,8 @@ class Partition:
             await self._fail_wrong_typed(readable, exc)
             return
         self._worker.health.redis_ok(self._k)
+        if not reply and not busy:
+            self._worker.load.record(self._k, 0.0)  # it waited and nothing came: nothing is late
         events = 0
         for key, entries in reply:
             if key == self._dispatch_key:

@@ -100,7 +100,9 @@ class Writer:
         if batch.produced_at is not None:  # one sample per write: what a reader waited longest
             metrics.delay_seconds.observe(max(0.0, written_at - batch.produced_at))
         if batch.held_from is not None:
-            self._worker.load.record(written_at - batch.held_from)
+            own_delay_s = max(0.0, written_at - batch.held_from)
+            metrics.own_delay_seconds.observe(own_delay_s)
+            self._worker.load.record(self._k, own_delay_s)
         return batch, verdicts
 
     def _apply(self, write: MessageWrite[MessageHandler], verdict: WriteVerdict) -> str:

@@ -92,4 +92,9 @@ class WorkerMetrics(MetricSet):
             "Producer time t to frames published, for the message of a write that waited longest "
             "(one sample per write).",
         )
+        self.own_delay_seconds = self.histogram(
+            "lcstream_worker_own_delay_seconds",
+            "The same, counted from no earlier than the claim: the delay this worker adds, which it "
+            "keeps under LCSTREAM_TARGET_DELAY_MS by taking no new messages past it.",
+        )
         self.backlog = BacklogGauges(self)

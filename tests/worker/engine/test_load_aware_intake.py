@@ -29,13 +29,13 @@ class Clock:
         return self.now
 
 
-def test_the_load_is_the_last_seconds_90th_percentile_delay_over_the_target() -> None:
+def test_the_load_is_the_recent_90th_percentile_delay_over_the_target() -> None:
     clock = Clock()
     load = Load(TARGET_S, clock=clock)
     assert load.fraction() == 0.0 and not load.over_target()
     for delay_ms in range(1, 101):  # 1 .. 100 ms: the 90th percentile is 91 ms
-        load.record(delay_ms / 1000)
-    clock.now += 1.0  # past the cached verdict, still within the window (samples at 100.0)
+        load.record(0, delay_ms / 1000)
+    clock.now += WINDOW_S / 2  # past the cached verdict, still within the window
     assert load.fraction() == pytest.approx(0.091 / TARGET_S)
     assert load.over_target()
 
@@ -43,12 +43,31 @@ def test_the_load_is_the_last_seconds_90th_percentile_delay_over_the_target() ->
 def test_samples_older_than_the_window_no_longer_count() -> None:
     clock = Clock()
     load = Load(TARGET_S, clock=clock)
-    load.record(10.0)
+    load.record(0, 10.0)
     assert load.over_target()
     clock.now += WINDOW_S + 0.01
-    load.record(0.01)
+    load.record(0, 0.01)
     assert load.fraction() == pytest.approx(0.01 / TARGET_S)
     assert not load.over_target()
+
+
+def test_a_partition_silent_for_longer_than_the_window_keeps_its_newest_sample() -> None:
+    """An overloaded worker's rounds can outlast the window: its silence must not read as keeping up."""
+    clock = Clock()
+    load = Load(TARGET_S, clock=clock)
+    load.record(0, 0.001)
+    load.record(0, 3.0)
+    clock.now += 5 * WINDOW_S
+    assert load.fraction() == pytest.approx(3.0 / TARGET_S)
+
+
+def test_the_worker_is_as_late_as_its_latest_partition() -> None:
+    clock = Clock()
+    load = Load(TARGET_S, clock=clock)
+    for _ in range(50):
+        load.record(0, 0.0)  # an idle partition reads nothing late ...
+    load.record(1, 2 * TARGET_S)  # ... beside one that is behind, on the same event loop
+    assert load.fraction() == pytest.approx(2.0)
 
 
 def _names(count: int, tag: str) -> list[str]:
@@ -68,15 +87,14 @@ async def _lag(redis: Redis) -> tuple[int, int]:
 
 
 async def test_a_worker_over_its_target_leaves_new_messages_as_lag_and_a_joining_worker_takes_them(
-    real_redis: Redis,
+    real_redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     worker, partition = await _partition(real_redis, "busy", target_delay_ms=int(TARGET_S * 1000))
     await publish_events(real_redis, PLAIN[:3], message_id="streaming", keyspace=SPACE)  # stays open
     while not partition.held.open:
         assert await partition.round()
-    clock = Clock()
-    worker.state.load = Load(TARGET_S, clock=clock)
-    worker.state.load.record(4 * TARGET_S)  # its writes are late: over the target
+    late = [4.0]  # its delay, as a fraction of the target (Load is tested above)
+    monkeypatch.setattr(worker.state.load, "fraction", lambda: late[0])
 
     waiting = _names(5, "waiting")
     for message_id in waiting:
@@ -90,7 +108,7 @@ async def test_a_worker_over_its_target_leaves_new_messages_as_lag_and_a_joining
         await wait_for(lambda: all_outcomes(real_redis, waiting, SPACE), timeout_s=20, what="the peer")
         assert joined.stats.completed == 5
 
-    clock.now += WINDOW_S + 1  # its delay is back under the target: it claims again
+    late[0] = 0.5  # its delay is back under the target: it claims again
     await publish_events(real_redis, PLAIN, message_id="after", keyspace=SPACE)
     for _ in range(20):
         if await all_outcomes(real_redis, ["after"], SPACE):
@@ -117,10 +135,10 @@ async def test_the_claim_step_shrinks_as_the_worker_fills_up_and_nears_its_targe
 
     assert step(new=True) == 5  # half full: half a step
     assert step(new=False) == 10  # own pending or abandoned entries: not shrunk
-    state.load.record(0.8 * state.load.target_s)
-    clock.now += 1.0
+    state.load.record(0, 0.8 * state.load.target_s)
+    clock.now += WINDOW_S / 2
     assert step(new=True) == 2  # 80% of the target: ceil(10 x 0.2)
-    state.load.record(2 * state.load.target_s)
-    clock.now += 0.1
+    state.load.record(0, 2 * state.load.target_s)
+    clock.now += WINDOW_S / 4
     assert step(new=True) == 0  # over the target
     assert step(new=False) == 10
