@@ -72,7 +72,8 @@ class Batch(Generic[H]):
     writes: tuple[MessageWrite[H], ...]
     started: tuple[bytes, ...]  # their notices, encoded
     produced_at: float | None = None  # monotonic producer time of the oldest newest-event among the writes
-    held_from: float | None = None  # the same, each counted from no earlier than its claim
+    # The same over the messages the worker has caught up with, each counted from no earlier than then.
+    own_from: float | None = None
 
 
 class Verdict(IntEnum):

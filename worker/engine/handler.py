@@ -52,12 +52,12 @@ class MessageHandler:
         "_wrong_type",
         "announced_at",
         "behind",
+        "caught_up_at",
         "cursor",
         "deliveries",
         "delivery_id",
         "events_key",
         "keys",
-        "opened_at",
     )
 
     def __init__(
@@ -77,8 +77,8 @@ class MessageHandler:
         self.cursor: bytes = b"0-0"
         self.behind = False  # the last read filled its share: more events wait, the clock is not idle
         self.announced_at = announced_at(delivery_id)
-        self.opened_at = time.monotonic()  # when this worker took the message
-        self._read_at = self.opened_at  # when the last entries were read ...
+        self.caught_up_at: float | None = None  # when a read first left no event of it waiting
+        self._read_at = time.monotonic()  # when the last entries were read ...
         self._read_wall_ms = now_ms()
         self._last_fields: Mapping[bytes, bytes] = {}  # ... and the newest one's fields (its `t`)
         self._limits = limits

@@ -1,12 +1,14 @@
 """A worker's own delay against its target: whether it keeps up, and so whether it takes new messages.
 
 Every write records one sample for its partition: how long the message that
-waited longest in it took from its newest event (or from its claim, when the
-event is older) to its frames published. Counting from the claim keeps a
-backlog out of the figure: events that waited in `D(k)`'s lag before any worker
-held the message are the fleet's shortfall, not this worker's slowness. A read
-that waited and found nothing, or a partition holding nothing to read, records
-0: nothing is late.
+waited longest in it took from its newest event to its frames published,
+counting only messages the worker has caught up with, and from no earlier than
+then. A message claimed from the lag comes with events that waited before any
+worker held it: reading them is throughput (and the fleet's shortfall, which
+the lag shows), not this worker's lateness. A read that waited and found
+nothing, or a partition holding nothing to read, records 0: nothing is late.
+Over the target a worker also reads less per round (`Partition`), so such
+backlogs do not hold its live messages up for a whole large round.
 
 A partition's delay is the 90th percentile of its samples of the last
 `WINDOW_S`, or its newest sample when it has none that recent (an overloaded

@@ -183,7 +183,7 @@ class Partition:
             if not busy:
                 await self._worker.wait_for_capacity()
             return
-        share = max(1, self._settings.read_count // len(streams))
+        share = max(1, self._read_budget() // len(streams))
         for handler in readable:
             handler.behind = False  # until this read returns a full share for it
         try:
@@ -196,16 +196,25 @@ class Partition:
         self._worker.health.redis_ok(self._k)
         if not reply and not busy:
             self._worker.load.record(self._k, 0.0)  # it waited and nothing came: nothing is late
-        events = 0
+        events, read_at = 0, time.monotonic()
         for key, entries in reply:
             if key == self._dispatch_key:
                 self._wake_id, self._claim_due = entries[-1][0], True
             elif (reader := held.open.get(key)) is not None:
                 reader.behind = len(entries) >= share
+                if not reader.behind and reader.caught_up_at is None:
+                    reader.caught_up_at = read_at  # its backlog read: from now on, it can be late
                 events += len(entries)
                 if reader.accept([(entry_id, field_map(flat)) for entry_id, flat in entries]):
                     held.mark(reader)
         self._worker.stats.events += events
+
+    def _read_budget(self) -> int:
+        """`read_count`, cut in proportion while the worker is over its delay target: the backlogs of
+        messages it claimed late must not make its live messages wait for one large round."""
+        fraction = self._worker.load.fraction()
+        read_count = self._settings.read_count
+        return read_count if fraction <= 1.0 else max(1, int(read_count / fraction))
 
     async def _fail_wrong_typed(self, readable: list[MessageHandler], error: ResponseError) -> None:
         """An `XREAD` refused for a key of another type: fail the messages whose `E(M)` it is."""

@@ -56,11 +56,12 @@ class Writer:
         held.dirty.clear()
         if not writes and not held.started:
             return
-        produced = [(w.handler.last_event_at, w.handler.opened_at) for w in writes if w.frames]
+        timed = [(w.handler.last_event_at, w.handler.caught_up_at) for w in writes if w.frames]
+        own = [max(at, caught_up) for at, caught_up in timed if caught_up is not None]
         batch = Batch(
             writes, tuple(held.started),
-            produced_at=min(at for at, _ in produced) if produced else None,
-            held_from=min(max(at, opened) for at, opened in produced) if produced else None,
+            produced_at=min(at for at, _ in timed) if timed else None,
+            own_from=min(own) if own else None,
         )  # fmt: skip
         held.started.clear()
         self._writing = asyncio.create_task(self._write(batch), name=f"write-{self._k}")
@@ -99,8 +100,8 @@ class Writer:
         metrics.write_seconds.observe(written_at - started_at)
         if batch.produced_at is not None:  # one sample per write: what a reader waited longest
             metrics.delay_seconds.observe(max(0.0, written_at - batch.produced_at))
-        if batch.held_from is not None:
-            own_delay_s = max(0.0, written_at - batch.held_from)
+        if batch.own_from is not None:
+            own_delay_s = max(0.0, written_at - batch.own_from)
             metrics.own_delay_seconds.observe(own_delay_s)
             self._worker.load.record(self._k, own_delay_s)
         return batch, verdicts

@@ -142,3 +142,53 @@ async def test_the_claim_step_shrinks_as_the_worker_fills_up_and_nears_its_targe
     clock.now += WINDOW_S / 4
     assert step(new=True) == 0  # over the target
     assert step(new=False) == 10
+
+
+LONG = next(c for c in conformance_cases() if c["name"] == "long_text_2000_tokens")["events"]
+
+
+async def test_a_message_claimed_with_a_backlog_counts_no_delay_until_its_backlog_is_read(
+    real_redis: Redis,
+) -> None:
+    """Reading what waited before the claim is throughput, not lateness: the own delay of a message
+    starts once a read left none of its events waiting."""
+    worker, partition = await _partition(real_redis, "catching-up", read_count=500)
+    await publish_events(real_redis, LONG, message_id="backlog", keyspace=SPACE)
+    key = SPACE.message("backlog").events.encode()
+    while key not in partition.held.open:
+        assert await partition.round()
+    handler = partition.held.open[key]
+    rounds = 0
+    while handler.behind or handler.caught_up_at is None:
+        assert handler.caught_up_at is None  # still reading its backlog
+        assert await partition.round()
+        rounds += 1
+    assert rounds >= len(LONG) // 500  # it took several reads of at most 500 events
+    assert handler.caught_up_at is not None
+
+
+async def test_over_its_target_a_worker_reads_less_per_round(
+    real_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its rounds are too long: a backlog it claimed must not keep its live messages waiting a whole
+    large round."""
+    worker, partition = await _partition(real_redis, "slow", read_count=400)
+    await publish_events(real_redis, LONG, message_id="backlog", keyspace=SPACE)
+    wire = partition._wire
+    read = wire.xread
+    asked: list[int] = []  # events one read may return in all
+
+    async def recording_xread(streams: Any, *, count: int, block_ms: int | None) -> Any:
+        asked.append(count * len(streams))
+        return await read(streams, count=count, block_ms=block_ms)
+
+    monkeypatch.setattr(wire, "xread", recording_xread)
+    late = [1.0]
+    monkeypatch.setattr(worker.state.load, "fraction", lambda: late[0])
+    for _ in range(3):
+        assert await partition.round()
+    late[0] = 4.0
+    for _ in range(3):
+        assert await partition.round()
+    assert await real_redis.exists(SPACE.message("backlog").result) == 0  # still reading it
+    assert max(asked[:3]) > 200 and max(asked[3:]) <= 100
