@@ -101,7 +101,7 @@ class Settings(GatewaySettings):
         description="Most events one read returns, shared among the open messages (at least one each).",
     )
     claim_count: int = Field(
-        100, ge=1, le=10_000, description="Most new messages one worker claims in a round (in steps of 10)."
+        10, ge=1, le=10_000, description="Most new messages one worker claims in a round (one read of D(k))."
     )
     target_delay_ms: int = Field(
         50,

@@ -35,7 +35,7 @@ from lcstream.worker.engine.handler import MessageHandler
 from lcstream.worker.engine.held import Held
 from lcstream.worker.engine.intake import Intake
 from lcstream.worker.engine.raw_commands import field_map
-from lcstream.worker.engine.state import CLAIM_STEP, WorkerState
+from lcstream.worker.engine.state import WorkerState
 from lcstream.worker.engine.writer import Writer
 
 if TYPE_CHECKING:
@@ -127,23 +127,20 @@ class Partition:
     # -- intake ---------------------------------------------------------------
 
     async def _claim(self) -> None:
-        """Claim in steps while each comes back full and there is room, up to `claim_count` a round:
-        workers awake at once interleave their steps, so a burst is shared."""
+        """Claim one step of new entries (or of this consumer's own pending ones) when there is room:
+        workers awake at once take turns, round by round, so a burst is shared."""
         worker, intake = self._worker, self._intake
-        claimed, self._more_waiting = 0, False
-        while True:
-            self._room = worker.reserve_capacity(new=not intake.from_history) if intake.room_to_wait() else 0
-            try:
-                if not self._room or not (self._claim_due or not self.held):
-                    break
+        self._room = worker.reserve_capacity(new=not intake.from_history) if intake.room_to_wait() else 0
+        try:
+            read = 0
+            if self._room and (self._claim_due or not self.held):
                 from_history = intake.from_history
                 read = await intake.claim(self._room)
-                claimed += read
                 self._more_waiting = from_history or read == self._room
-            finally:
-                worker.settle_capacity(self._room)
-            if not self._more_waiting or self._room < CLAIM_STEP or claimed >= self._settings.claim_count:
-                break  # a shrunk step: the worker is filling up or nearing its target, one a round
+            else:
+                self._more_waiting = False
+        finally:
+            worker.settle_capacity(self._room)
         worker.health.redis_ok(self._k)
         self._claim_due = self._more_waiting or not self._room  # while full, D(k) is not watched
 

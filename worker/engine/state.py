@@ -20,9 +20,6 @@ from lcstream.worker.observability.health import Health
 from lcstream.worker.observability.stats import WorkerStats
 from lcstream.worker.observability.worker_metrics import WorkerMetrics
 
-# Most entries one claim (`XREADGROUP`) takes: a round claims in such steps, so peers' steps interleave.
-CLAIM_STEP = 10
-
 
 class WorkerState:
     """The state a worker's partition loops share."""
@@ -82,7 +79,7 @@ class WorkerState:
         room = settings.max_open_messages - self.open_messages - self._reserved
         # A fair share per claim, so one partition's claim in flight can't starve the others.
         share = max(1, settings.max_open_messages // settings.partitions)
-        step = min(CLAIM_STEP, settings.claim_count)
+        step = settings.claim_count
         if new:
             busy = max(self.open_messages / settings.max_open_messages, self.load.fraction())
             step = 0 if busy > 1.0 else max(1, math.ceil(step * (1.0 - busy)))
