@@ -152,7 +152,7 @@ async def test_a_message_claimed_with_a_backlog_counts_no_delay_until_its_backlo
 ) -> None:
     """Reading what waited before the claim is throughput, not lateness: the own delay of a message
     starts once a read left none of its events waiting."""
-    worker, partition = await _partition(real_redis, "catching-up", read_count=500)
+    _, partition = await _partition(real_redis, "catching-up", read_count=500)
     await publish_events(real_redis, LONG, message_id="backlog", keyspace=SPACE)
     key = SPACE.message("backlog").events.encode()
     while key not in partition.held.open:
