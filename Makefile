@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-latest lint format pytest faults fixtures redis-server chromium bench bench-cluster bench-runs clean
+.PHONY: install demo test test-latest lint format pytest faults fixtures redis-server chromium bench bench-cluster bench-runs autoscale clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "lcstream needs Python >= 3.11"'
@@ -68,6 +68,19 @@ bench-cluster: install redis-server
 ## What RedisStreamHandler adds to a graph run's wall time (docs/performance.md, "Runs").
 bench-runs: install redis-server
 	$(BIN)/python -m tests.benchmarks.run_handler
+
+## KEDA autoscaling of workers, simulated (deploy/k8s/keda.yaml's rule, times compressed 10x): an arrival
+## profile autoscaled, then on one fixed worker; about 7 minutes. Writes results.json, autoscale.md and
+## autoscale.png in /tmp/lcstream-autoscale, and the plot of docs/scaling.md. AUTOSCALE_ARGS=--help for
+## the options (--set LCSTREAM_NAME=VALUE, --profile, --worker-cpu ...).
+AUTOSCALE_ARGS ?= --plot docs/images/autoscale.png
+autoscale: $(VENV)/.installed-bench redis-server
+	$(BIN)/python -m tests.benchmarks.autoscale $(AUTOSCALE_ARGS)
+
+# The plot needs matplotlib: the optional `bench` extra, added to the dev install.
+$(VENV)/.installed-bench: $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
+	@touch $@
 
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from tests.benchmarks.machine import machine_info
 from tests.benchmarks.messages import check_text_builder
-from tests.benchmarks.processes import REPO_ROOT
+from tests.benchmarks.processes import REPO_ROOT, setting_arg
 from tests.benchmarks.report import Report, comparisons, markdown, table, write
 from tests.benchmarks.suite import Suite
 from tests.benchmarks.workloads import WORKLOAD_NAMES, full_plan, quick_plan
@@ -33,7 +33,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"run only this workload (repeatable): {', '.join(WORKLOAD_NAMES)}",
     )  # fmt: skip
     parser.add_argument(
-        "--set", action="append", default=[], metavar="LCSTREAM_NAME=VALUE", type=_setting,
+        "--set", action="append", default=[], metavar="LCSTREAM_NAME=VALUE", type=setting_arg,
         help="a setting for every lcstream worker (repeatable), e.g. LCSTREAM_MAX_OPEN_MESSAGES=100",
     )  # fmt: skip
     parser.add_argument(
@@ -49,13 +49,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--markdown-from", type=Path, metavar="JSON", help="print a saved run as Markdown and exit"
     )
     return parser.parse_args(argv)
-
-
-def _setting(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.startswith("LCSTREAM_"):
-        raise argparse.ArgumentTypeError(f"expected LCSTREAM_NAME=VALUE, got {text!r}")
-    return name, value
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -26,7 +26,6 @@ import sys
 import time
 from array import array
 
-import hiredis
 import orjson
 from redis.asyncio import Redis
 
@@ -68,8 +67,6 @@ class Generator:
         self.stamps: list[list[bytes]] = [[] for _ in message_ids]  # each message's token texts so far
         self.delta = orjson.dumps(text_delta(PLACEHOLDER.decode() + " "))
         self.lags_ms = array("d")
-        self.errors = 0
-        self.first_error = ""
         self.written = 0
 
     def run(self) -> float:
@@ -118,11 +115,7 @@ class Generator:
         self.send(b"".join(commands), len(commands))
 
     def send(self, payload: bytes, count: int) -> None:
-        self.connection.send(payload)
-        for reply in self.connection.replies(count):
-            if isinstance(reply, hiredis.ReplyError):
-                self.errors += 1
-                self.first_error = self.first_error or str(reply)
+        self.connection.write(payload, count)
         self.written += count
 
 
@@ -162,8 +155,8 @@ def main(argv: list[str]) -> None:
         lag_p99_ms=round(percentile(lags, 0.99), 3),
         lag_max_ms=round(lags[-1], 3) if lags else math.nan,
         cpu_s=round(time.process_time() - cpu_started_s, 3),
-        errors=generator.errors,
-        first_error=generator.first_error,
+        errors=generator.connection.errors,
+        first_error=generator.connection.first_error,
     )
     generator.connection.close()
 

@@ -41,6 +41,7 @@ async def run_preloaded(
         redis = Redis.from_url(server.url)
         try:
             before = await RedisCounters.read(redis)
+            stored = await _dataset_bytes(redis)  # the preloaded messages: E(M) and D(k)
             async with StartGate(redis) as gate:
                 workers = start_workers(processes, system, server.url, burst=True, **settings)
                 await gate.open(len(workers))
@@ -52,6 +53,9 @@ async def run_preloaded(
             result.wall_s = round(time.monotonic() - released, 3)
             result.extra["machine_cpu_busy"] = round(machine.busy_fraction(), 3)
             usage = (await RedisCounters.read(redis)).since(before)
+            result.extra["redis_bytes_per_event"] = round(stored / expected_events)
+            written = await _dataset_bytes(redis) - stored  # O(M) and R(M)
+            result.extra["redis_bytes_per_event_out"] = round(written / expected_events)
             keyspace = Keyspace()
             result.completed = await count_outcomes(redis, [keyspace.message(m).result for m in message_ids])
             result.verified = await verify_outcomes(redis, message_ids, events, sample)
@@ -70,3 +74,8 @@ async def run_preloaded(
         shares = " / ".join(f"{n:,} ({n / sum(split):.0%})" for n in split) if sum(split) else "none"
         result.notes.append(f"events per worker: {shares}")
     return result
+
+
+async def _dataset_bytes(redis: Redis) -> int:
+    """Redis's memory for data (`used_memory_dataset`: used memory less its own overhead)."""
+    return int((await redis.info("memory"))["used_memory_dataset"])

@@ -10,6 +10,7 @@ exited process before it is reaped (a zombie still reports it).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -31,6 +32,14 @@ LCSTREAM = str(Path(sys.executable).with_name("lcstream"))
 
 # Subscribers never get cut off for lagging: that would turn a slow reader into missing samples.
 REDIS_ARGS = ("--client-output-buffer-limit", "pubsub 0 0 0")
+
+
+def setting_arg(text: str) -> tuple[str, str]:
+    """A command line's `LCSTREAM_NAME=VALUE`, for every lcstream worker a benchmark starts."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("LCSTREAM_"):
+        raise argparse.ArgumentTypeError(f"expected LCSTREAM_NAME=VALUE, got {text!r}")
+    return name, value
 
 
 class ProcessError(RuntimeError):

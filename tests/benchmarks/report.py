@@ -115,6 +115,12 @@ def comparisons(results: list[Result], quick: bool) -> list[str]:
         split = by[("backlog", LCSTREAM_2)].extra.get("events_per_worker", [])
         alone = " (but one worker did all the work: no scaling shown)" if split and min(split) == 0 else ""
         lines.append(f"backlog: 2 workers = {two / one:.2f}x 1 worker (target >= 1.6x){_check(met)}{alone}")
+    backlog_one = by.get(("backlog", LCSTREAM_1))
+    if backlog_one and "redis_bytes_per_event" in backlog_one.extra:
+        lines.append(
+            f"backlog: Redis memory per event: {backlog_one.extra['redis_bytes_per_event']} bytes in E(M), "
+            f"{backlog_one.extra['redis_bytes_per_event_out']} more in O(M) and R(M) once processed"
+        )
     lines += sharing_lines(results)
     for workload, target_ms in P99_TARGETS_MS.items():
         found = by.get((workload, LCSTREAM_1))

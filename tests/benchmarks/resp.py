@@ -33,6 +33,16 @@ class RespConnection:
         self.sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = hiredis.Reader()
+        self.errors = 0  # error replies `write` met, and the first one's text
+        self.first_error = ""
+
+    def write(self, payload: bytes, count: int) -> None:
+        """Send `count` packed commands and read their replies, counting the errors."""
+        self.send(payload)
+        for reply in self.replies(count):
+            if isinstance(reply, hiredis.ReplyError):
+                self.errors += 1
+                self.first_error = self.first_error or str(reply)
 
     def send(self, payload: bytes) -> None:
         """Write packed commands (`pack(...)`, concatenated)."""
