@@ -72,7 +72,7 @@ class Batch(Generic[H]):
     writes: tuple[MessageWrite[H], ...]
     started: tuple[bytes, ...]  # their notices, encoded
     produced_at: float | None = None  # monotonic producer time of the oldest newest-event among the writes
-    # The same over the messages the worker has caught up with, each counted from no earlier than then.
+    # The same over messages whose newest event came after the worker caught up with them.
     own_from: float | None = None
 
 

@@ -2,10 +2,10 @@
 
 Every write records one sample for its partition: how long the message that
 waited longest in it took from its newest event to its frames published,
-counting only messages the worker has caught up with, and from no earlier than
-then. A message claimed from the lag comes with events that waited before any
-worker held it: reading them is throughput (and the fleet's shortfall, which
-the lag shows), not this worker's lateness. A read that waited and found
+counting only events produced after the worker caught up with their message.
+A message claimed from the lag (or a backlog) comes with events that waited
+before any worker held it: reading them is throughput (and the fleet's
+shortfall, which the lag shows), not this worker's lateness. A read that waited and found
 nothing, or a partition holding nothing to read, records 0: nothing is late.
 Over the target a worker also reads less per round (`Partition`), so such
 backlogs do not hold its live messages up for a whole large round.

@@ -193,17 +193,19 @@ class Partition:
         self._worker.health.redis_ok(self._k)
         if not reply and not busy:
             self._worker.load.record(self._k, 0.0)  # it waited and nothing came: nothing is late
-        events, read_at = 0, time.monotonic()
+        events = 0
         for key, entries in reply:
             if key == self._dispatch_key:
                 self._wake_id, self._claim_due = entries[-1][0], True
             elif (reader := held.open.get(key)) is not None:
                 reader.behind = len(entries) >= share
-                if not reader.behind and reader.caught_up_at is None:
-                    reader.caught_up_at = read_at  # its backlog read: from now on, it can be late
                 events += len(entries)
                 if reader.accept([(entry_id, field_map(flat)) for entry_id, flat in entries]):
                     held.mark(reader)
+                if not reader.behind and reader.caught_up_at is None:
+                    reader.caught_up_at = (
+                        time.monotonic()
+                    )  # its backlog is read: from its next event, it can be late
         self._worker.stats.events += events
 
     def _read_budget(self) -> int:

@@ -57,7 +57,8 @@ class Writer:
         if not writes and not held.started:
             return
         timed = [(w.handler.last_event_at, w.handler.caught_up_at) for w in writes if w.frames]
-        own = [max(at, caught_up) for at, caught_up in timed if caught_up is not None]
+        # Events produced once the worker had caught up with their message: what it read late is on it.
+        own = [at for at, caught_up in timed if caught_up is not None and at > caught_up]
         batch = Batch(
             writes, tuple(held.started),
             produced_at=min(at for at, _ in timed) if timed else None,
