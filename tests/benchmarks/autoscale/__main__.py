@@ -49,7 +49,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("--tokens", type=int, default=150, help="text tokens per message")
     add("--tokens-per-s", type=float, default=50.0, help="tokens per second of each message")
     add("--min-workers", type=int, default=1)
-    add("--max-workers", type=int, default=4)
+    add("--max-workers", type=int, default=3)
     add("--compression", type=float, default=10.0, help="Kubernetes periods divided by this")
     add("--polling-s", type=float, help="controller tick (default: 15 s / compression)")
     add("--down-window-s", type=float, help="scale-down stabilization (default: keda.yaml's / compression)")

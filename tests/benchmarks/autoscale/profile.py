@@ -12,9 +12,9 @@ import itertools
 import math
 from dataclasses import dataclass
 
-# Low, rising to about twice what one 0.4-core worker keeps under its target (~130 messages/s of
+# Low, rising to about 1.6x what one 0.4-core worker keeps under its target (lag from ~115 messages/s of
 # 150 tokens at 50/s), a plateau, falling back to low for long enough to scale down: 170 s.
-DEFAULT_PROFILE = "0:30,15:30,35:250,80:250,100:30,170:30"
+DEFAULT_PROFILE = "0:30,15:30,35:180,80:180,100:30,170:30"
 
 
 @dataclass(frozen=True)
