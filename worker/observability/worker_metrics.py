@@ -94,7 +94,8 @@ class WorkerMetrics(MetricSet):
         )
         self.own_delay_seconds = self.histogram(
             "lcstream_worker_own_delay_seconds",
-            "The same, counted from no earlier than the claim: the delay this worker adds, which it "
-            "keeps under LCSTREAM_TARGET_DELAY_MS by taking no new messages past it.",
+            "The same, for events produced after the worker caught up with their message: the delay "
+            "this worker adds, which it keeps under LCSTREAM_TARGET_DELAY_MS by taking no new "
+            "messages past it.",
         )
         self.backlog = BacklogGauges(self)

@@ -1,6 +1,7 @@
 """The workers' own delay, from each one's `/metrics`: `lcstream_worker_own_delay_seconds`, one sample
-per write (newest event produced, or the claim when later, to frames published, for the message that
-waited longest in it): what the load-aware intake holds under `LCSTREAM_TARGET_DELAY_MS`.
+per write (newest event produced to frames published, for the message that waited longest in it,
+counting events produced after the worker caught up with their message): what the load-aware intake
+holds under `LCSTREAM_TARGET_DELAY_MS`.
 
 Unlike the probe's end-to-end delay it leaves out the time a message waited in
 the lag for a worker, so it shows whether a worker keeps its delay target while
