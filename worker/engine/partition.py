@@ -2,7 +2,7 @@
 
 A round, in order:
 
-1. intake: claim new dispatch entries, in steps, when `D(k)` may hold some, there
+1. intake: claim one step of new dispatch entries when `D(k)` may hold some, there
    is room and the worker keeps up with its delay target (`load.py`);
 2. upkeep, at most every `upkeep_interval_s`: renew leases, fail silent or
    overlong messages, open waiting claims whose events appeared, take over
@@ -203,9 +203,8 @@ class Partition:
                 if reader.accept([(entry_id, field_map(flat)) for entry_id, flat in entries]):
                     held.mark(reader)
                 if not reader.behind and reader.caught_up_at is None:
-                    reader.caught_up_at = (
-                        time.monotonic()
-                    )  # its backlog is read: from its next event, it can be late
+                    # Its backlog is read: from its next event on, it can be late.
+                    reader.caught_up_at = time.monotonic()
         self._worker.stats.events += events
 
     def _read_budget(self) -> int:

@@ -75,13 +75,13 @@ class WorkerState:
         shrinks as the worker fills up or nears its delay target, so workers awake at once share a
         burst and the less loaded takes more; over the target it is 0.
         """
-        settings = self.settings
-        room = settings.max_open_messages - self.open_messages - self._reserved
+        settings, open_now = self.settings, self.open_messages
+        room = settings.max_open_messages - open_now - self._reserved
         # A fair share per claim, so one partition's claim in flight can't starve the others.
         share = max(1, settings.max_open_messages // settings.partitions)
         step = settings.claim_count
         if new:
-            busy = max(self.open_messages / settings.max_open_messages, self.load.fraction())
+            busy = max(open_now / settings.max_open_messages, self.load.fraction())
             step = 0 if busy > 1.0 else max(1, math.ceil(step * (1.0 - busy)))
         want = max(0, min(step, room, share))
         self._reserved += want
