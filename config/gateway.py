@@ -62,6 +62,15 @@ class GatewaySettings(BaseSettings):
     gateway_wait_for_start_s: float = Field(
         5.0, ge=0, le=300, description="How long a stream of a message nothing is known of waits before 404."
     )
+    gateway_sample_interval_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often the gateway samples Redis for the operations page.",
+    )
+    gateway_operations_window_s: int = Field(
+        300, ge=10, le=3600, description="How far back the operations page's charts reach."
+    )
 
     _split_keys = field_validator("gateway_token_keys", "gateway_cors_origins", mode="before")(_split)
 

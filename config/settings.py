@@ -131,6 +131,11 @@ class Settings(GatewaySettings):
         gt=0,
         description="A consumer of the group idle this long that owns no entry is removed (a gone worker).",
     )
+    figures_interval_s: float = Field(
+        1.0,
+        ge=0,
+        description="How often a worker publishes its figures (P:workers) for the operations page; 0: never.",
+    )
     max_deliveries: int = Field(5, ge=1, description="Deliveries of one message before it is dead-lettered.")
     grace_period_s: float = Field(
         30.0, ge=0, description="On SIGTERM, how long open messages may still finish."

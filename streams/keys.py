@@ -120,6 +120,12 @@ class Keyspace:
         return f"{self.prefix}:dead"
 
     @property
+    def workers(self) -> str:
+        """`P:workers`: a hash of each running worker's published figures, by consumer name (the
+        operations page reads it; not part of the message protocol)."""
+        return f"{self.prefix}:workers"
+
+    @property
     def job_queue(self) -> str:
         """The arq queue of generation jobs (arq names its own per-job keys `arq:job:<id>`, ...)."""
         return f"{self.prefix}:jobs"

@@ -17,6 +17,8 @@ redis.call('PERSIST', KEYS[1])
 return redis.call('XADD', KEYS[4], '*', 'm', ARGV[1], 'retry', '1')
 """
 
+PAGE = 500  # dead letters read at a time
+
 
 class RetryRefusedError(LcstreamError):
     """The message can't be re-run (it completed, or its events expired)."""
@@ -45,8 +47,9 @@ async def list_dead_letters(
     """The newest `count` dead letters (of one message, if given), newest first."""
     letters: list[DeadLetter] = []
     cursor = "+"
+    page_size = PAGE if message_id is not None else min(PAGE, count)
     while len(letters) < count:
-        page = await redis.xrevrange(keyspace.dead, max=cursor, count=500)
+        page = await redis.xrevrange(keyspace.dead, max=cursor, count=page_size)
         for entry_id, fields in page:
             if message_id is not None and _text(fields, b"m") != message_id:
                 continue
@@ -61,7 +64,7 @@ async def list_dead_letters(
                 time_ms=int(time_ms) if time_ms.isdigit() else None,
             )
             letters.append(letter)
-        if len(page) < 500:
+        if len(page) < page_size:
             break
         cursor = f"({page[-1][0].decode()}"
     return letters[:count]
@@ -95,3 +98,16 @@ async def retry_dead_letter(redis: RedisClient, keyspace: Keyspace, message_id: 
     if stale:
         await redis.xdel(keyspace.dead, *stale)
     return announced
+
+
+async def delete_dead_letters(redis: RedisClient, keyspace: Keyspace, message_id: str) -> int:
+    """Remove every dead letter of `message_id` (its keys expire with their retention); returns how many.
+
+    Raises:
+        MessageNotFoundError: it has none.
+    """
+    keyspace.message(message_id)  # a valid id, or InvalidMessageIdError
+    letters = await list_dead_letters(redis, keyspace, count=10_000, message_id=message_id)
+    if not letters:
+        raise MessageNotFoundError(f"message {message_id} has no dead letters")
+    return int(await redis.xdel(keyspace.dead, *[d.entry_id for d in letters]))

@@ -41,10 +41,11 @@ COMMANDS: dict[str, list[str]] = {
     "cancel": ["cancel", "M", "--wait-s", "0"],
     "dead list": ["dead", "list"],
     "dead retry": ["dead", "retry", "M"],
+    "dead delete": ["dead", "delete", "M", "--yes"],
     "token": ["token", "M"],
 }
 TALK_TO_REDIS = [c for c in COMMANDS if c not in ("worker", "serve", "demo", "health", "token")]
-NAME_A_MESSAGE = ["tail", "result", "replay", "export", "cancel", "dead retry"]
+NAME_A_MESSAGE = ["tail", "result", "replay", "export", "cancel", "dead retry", "dead delete"]
 
 
 def registered() -> set[str]:

@@ -57,7 +57,7 @@ async def test_five_thousand_messages_leave_nothing_unbounded(
 
     async def only_infrastructure_left() -> bool:
         keys = [key async for key in real_redis.scan_iter(match="lcstream:*", count=1000)]
-        return set(keys) <= {DISPATCH, b"lcstream:dead", b"lcstream:partitions"}
+        return set(keys) <= {DISPATCH, b"lcstream:dead", b"lcstream:partitions", b"lcstream:workers"}
 
     # Every per-message key carried a TTL: after the retention they are all gone.
     await wait_for(only_infrastructure_left, timeout_s=30, what="per-message keys to expire")

@@ -21,7 +21,12 @@ from lcstream.worker.cli.common import (
     reports_errors,
     with_redis,
 )
-from lcstream.worker.deadletters import DeadLetter, list_dead_letters, retry_dead_letter
+from lcstream.worker.deadletters import (
+    DeadLetter,
+    delete_dead_letters,
+    list_dead_letters,
+    retry_dead_letter,
+)
 
 dead_app = typer.Typer(
     no_args_is_help=True,
@@ -78,3 +83,23 @@ def dead_retry(
         print_json({"message_id": message_id, "dispatch_id": dispatch_id})
     else:
         sys.stdout.write(f"{message_id} announced again as dispatch entry {dispatch_id}\n")
+
+
+@dead_app.command("delete")
+@reports_errors
+def dead_delete(
+    message_id: Annotated[str, typer.Argument(help="The message whose dead letters to remove.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Remove a message's dead letters (its keys expire with their retention; it is not run again)."""
+    settings = load_settings(config, redis_url=redis_url)
+    if not yes:
+        typer.confirm(f"Delete the dead letters of {message_id}?", abort=True, err=True)  # stdout: the answer
+    deleted = with_redis(settings, lambda redis, keyspace: delete_dead_letters(redis, keyspace, message_id))
+    if as_json:
+        print_json({"message_id": message_id, "deleted": deleted})
+    else:
+        sys.stdout.write(f"{deleted} dead letters of {message_id} deleted\n")

@@ -9,7 +9,6 @@ exponential back-off, never in a tight loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 import structlog
@@ -27,6 +26,7 @@ from lcstream.streams.cluster import (
 )
 from lcstream.streams.partition_count import record_partition_count
 from lcstream.worker.engine.consumers import IdleConsumers
+from lcstream.worker.engine.figures import FiguresPublisher
 from lcstream.worker.engine.leases import Leases
 from lcstream.worker.engine.link import NodeLink
 from lcstream.worker.engine.partition import Partition
@@ -88,15 +88,20 @@ class Worker:
             group=settings.group, partitions=settings.partitions, until_idle=until_idle,
         )  # fmt: skip
         started_at = time.monotonic()
-        ticker = asyncio.create_task(self.health.tick_forever(), name="health-ticker")
+        background = [asyncio.create_task(self.health.tick_forever(), name="health-ticker")]
+        figures = FiguresPublisher(self.redis, self.state)
+        if settings.figures_interval_s:
+            background.append(asyncio.create_task(figures.run(settings.figures_interval_s), name="figures"))
         try:
             async with asyncio.TaskGroup() as tasks:
                 for k in range(self.keyspace.partitions):
                     tasks.create_task(self._run_partition(k, until_idle), name=f"partition-{k}")
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if settings.figures_interval_s:
+                await figures.withdraw()
         elapsed_s = time.monotonic() - started_at
         log.info(
             "stopped", elapsed_s=round(elapsed_s, 3),

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from lcstream.config import Settings
 from lcstream.streams.connection import connect
 from lcstream.streams.keys import Keyspace
-from lcstream.worker.gateway import api, errors, runs_api
+from lcstream.worker.gateway import api, errors, operations_api, runs_api
 from lcstream.worker.gateway.access_log import AccessLog
 from lcstream.worker.gateway.auth import Authority, auth_required
 from lcstream.worker.gateway.hub import HubRegistry
@@ -28,6 +28,7 @@ from lcstream.worker.gateway.live_mux import LiveMux
 from lcstream.worker.gateway.metrics import GatewayMetrics
 from lcstream.worker.gateway.notices import NoticeBoard
 from lcstream.worker.gateway.run_hub import RunHubRegistry
+from lcstream.worker.gateway.sampler import OperationsSampler
 from lcstream.worker.gateway.sse import CutOffFilter, stream_message
 from lcstream.worker.gateway.state import Gateway
 
@@ -47,9 +48,10 @@ def _install_cut_off_filter() -> None:
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
-    # The notices listener retries Redis faults by itself; ending any other way is a bug, said at once.
+    # The notices listener and the sampler retry Redis faults by themselves; ending any other way is a
+    # bug, said at once.
     if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error("notices-failed", error=repr(exc))
+        log.error("background-task-failed", task=task.get_name(), error=repr(exc))
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -87,14 +89,23 @@ def create_app(settings: Settings) -> Starlette:
             metrics=metrics,
             authority=authority,
             client_streams=ClientStreams(settings.gateway_max_client_streams),
-        )
-        notices = asyncio.create_task(gateway.notices.run(), name="gateway-notices")
-        notices.add_done_callback(_log_failure)
+            operations=OperationsSampler(
+                redis, keyspace, settings.group,
+                interval_s=settings.gateway_sample_interval_s, window_s=settings.gateway_operations_window_s,
+            ),
+        )  # fmt: skip
+        background = [
+            asyncio.create_task(gateway.notices.run(), name="gateway-notices"),
+            asyncio.create_task(gateway.operations.run(), name="gateway-operations"),
+        ]
+        for task in background:
+            task.add_done_callback(_log_failure)
         try:
             yield {"gateway": gateway}
         finally:
-            notices.cancel()
-            await asyncio.gather(notices, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await gateway.hubs.aclose()
             await gateway.runs.aclose()
             await live.aclose()
@@ -112,6 +123,11 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/runs", runs_api.list_runs),
         Route("/v1/runs/{run_id}", runs_api.get_run),
         Route("/v1/runs/{run_id}/stream", runs_api.stream_run),
+        Route("/operations", operations_api.page),
+        Route("/v1/operations", operations_api.figures),
+        Route("/v1/operations/dead/{message_id}", operations_api.dead_letter),
+        Route("/v1/operations/dead/{message_id}", operations_api.delete, methods=["DELETE"]),
+        Route("/v1/operations/dead/{message_id}/retry", operations_api.retry, methods=["POST"]),
         Mount("/static", StaticFiles(directory=api.STATIC_DIR), name="static"),
     ]
     middleware = [Middleware(AccessLog, metrics=metrics)]

@@ -20,6 +20,7 @@ from lcstream.worker.gateway.limits import ClientStreams
 from lcstream.worker.gateway.metrics import GatewayMetrics
 from lcstream.worker.gateway.notices import NoticeBoard
 from lcstream.worker.gateway.run_hub import RunHubRegistry
+from lcstream.worker.gateway.sampler import OperationsSampler
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class Gateway:
     metrics: GatewayMetrics
     authority: Authority
     client_streams: ClientStreams
+    operations: OperationsSampler
 
     async def authorize(
         self, request: Request, *, message_id: str | None = None, run_id: str | None = None

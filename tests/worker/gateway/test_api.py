@@ -164,7 +164,18 @@ async def test_the_gateway_needs_no_more_than_the_reader_acl_user(tmp_path: Path
             resumed = await client.get("/v1/messages/acl-done/stream", headers={"Last-Event-ID": "1"})
             assert resumed.text.count("event: frame") == 3  # after the start: text, text, output
             await wait_for(lambda: _listed(client, "acl-done"), what="the notice")
-        assert await denials(admin) == []
+            operations = (await client.get("/v1/operations")).json()
+            assert operations["problem"] is None and operations["samples"]  # the sampler reads as reader
+            assert (await client.get("/v1/operations/dead/acl-done")).status_code == 200
+            assert await denials(admin) == []
+            await admin.xadd(Keyspace().dead, {"m": "acl-waiting", "reason": "idle_timeout"})
+            for action, response in (
+                ("delete", await client.delete("/v1/operations/dead/acl-waiting")),
+                ("retry", await client.post("/v1/operations/dead/acl-waiting/retry")),
+            ):  # a reader writes nothing
+                assert (response.status_code, response.json()["error"]["code"]) == (403, "redis_refused")
+                assert f"lcstream dead {action}" in response.json()["error"]["message"]
+            assert await admin.xlen(Keyspace().dead) == 1
     finally:
         await admin.aclose()
         stop_redis_server(server)
