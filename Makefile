@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-latest lint format pytest faults fixtures redis-server chromium bench bench-cluster bench-runs autoscale clean
+.PHONY: install demo test test-latest lint format pytest faults fixtures screenshots redis-server chromium bench bench-cluster bench-runs autoscale clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "lcstream needs Python >= 3.11"'
@@ -51,6 +51,10 @@ test-latest: redis-server chromium
 ## Regenerate the conformance fixtures (tests/fixtures/conformance) from the installed langchain-core.
 fixtures: install
 	$(BIN)/python -m tests.fixtures.conformance
+
+## The docs' screenshot of the operations page (docs/images/operations.png), taken by its browser test under load.
+screenshots: install redis-server chromium
+	LCSTREAM_SCREENSHOT_DIR=docs/images $(BIN)/pytest tests/worker/gateway/test_operations_page.py -k follows
 
 ## The fault-injection acceptance tests alone (kill -9, SIGSTOP, SIGTERM, Redis restarts); `make test` runs them too.
 faults: install redis-server

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import Callable
 from functools import partial
@@ -11,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.async_api import Page, async_playwright
 from redis.asyncio import Redis
 
@@ -24,29 +22,9 @@ from tests.conftest import WorkerProcess
 from tests.faults.support import Gate, stream_message
 from tests.helpers import wait_for
 from tests.streams.agent_graph import State, build_graph
+from tests.worker.gateway.browser import ARTIFACTS, CHROMIUM_FLAGS, chromium
 from tests.worker.gateway.conftest import SpawnGateway
 from tests.worker.gateway.support import metric, rich_events, text_events
-
-ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",  # the tests may run as root, where Chromium's sandbox cannot start
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium() -> str:
-    """Debian's Chromium; missing, the test fails (it never downloads a browser)."""
-    binary = shutil.which("chromium")
-    if binary is None:
-        pytest.fail(
-            "chromium not found: run 'make test' (installs it as root) or 'apt-get install -y chromium'"
-        )
-    return binary
 
 
 async def shown(page: Page) -> dict[str, Any]:
