@@ -103,6 +103,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield {"gateway": gateway}
         finally:
+            gateway.operations.stop()  # its loop ends even should a library swallow the cancellation
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

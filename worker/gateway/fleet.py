@@ -11,8 +11,8 @@ histogram buckets' changes, interpolated within a bucket as Prometheus's
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -56,7 +56,7 @@ def parse_figures(raw: Mapping[bytes, bytes]) -> dict[str, WorkerFigures]:
 class _Heard:
     latest: WorkerFigures
     previous: WorkerFigures | None = None
-    changed_at: float = field(default_factory=time.monotonic)
+    changed_at: float = 0.0  # when the gateway saw it change (its clock)
 
 
 def _restarted(before: WorkerFigures, after: WorkerFigures) -> bool:
@@ -66,18 +66,19 @@ def _restarted(before: WorkerFigures, after: WorkerFigures) -> bool:
 class FleetFigures:
     """What the gateway heard from each worker, and the fleet's rates from it."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._heard: dict[str, _Heard] = {}
+        self._clock = clock
 
     def update(self, figures: Mapping[str, WorkerFigures]) -> None:
         """Take a fresh read of `P:workers`."""
-        now = time.monotonic()
+        now = self._clock()
         for name in set(self._heard) - set(figures):
             del self._heard[name]
         for name, latest in figures.items():
             heard = self._heard.get(name)
             if heard is None:
-                self._heard[name] = _Heard(latest)
+                self._heard[name] = _Heard(latest, changed_at=now)
             elif latest.time_ms != heard.latest.time_ms:
                 previous = None if _restarted(heard.latest, latest) else heard.latest
                 self._heard[name] = _Heard(latest, previous, now)
@@ -87,7 +88,7 @@ class FleetFigures:
         heard = self._heard.get(name)
         return (
             heard is not None
-            and time.monotonic() - heard.changed_at < SILENT_AFTER_S
+            and self._clock() - heard.changed_at < SILENT_AFTER_S
             and not heard.latest.stopping
         )
 

@@ -4,6 +4,7 @@ and retry or delete of a dead-lettered message (what `lcstream dead retry|delete
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 
 import orjson
 from redis.exceptions import NoPermissionError
@@ -81,11 +82,31 @@ async def dead_letter(request: Request) -> Response:
 
 async def retry(request: Request) -> Response:
     """Run a dead-lettered message again from its stored events (`lcstream dead retry`)."""
+
+    async def announce(gateway: Gateway, message_id: str) -> dict[str, object]:
+        return {"dispatch_id": await retry_dead_letter(gateway.redis, gateway.keyspace, message_id)}
+
+    return await _act(request, "retry", announce)
+
+
+async def delete(request: Request) -> Response:
+    """Remove a message's dead letters (`lcstream dead delete`)."""
+
+    async def remove(gateway: Gateway, message_id: str) -> dict[str, object]:
+        return {"deleted": await delete_dead_letters(gateway.redis, gateway.keyspace, message_id)}
+
+    return await _act(request, "delete", remove)
+
+
+async def _act(
+    request: Request, action: str, act: Callable[[Gateway, str], Awaitable[dict[str, object]]]
+) -> Response:
+    """An operator's action on a dead-lettered message, its refusals in the gateway's error codes."""
     if isinstance(gateway := await _operator(request), Response):
         return gateway
     message_id = request.path_params["message_id"]
     try:
-        dispatch_id = await retry_dead_letter(gateway.redis, gateway.keyspace, message_id)
+        return json_response({"message_id": message_id, **await act(gateway, message_id)})
     except InvalidMessageIdError as exc:
         return error("invalid_message_id", str(exc))
     except RetryRefusedError as exc:
@@ -93,24 +114,11 @@ async def retry(request: Request) -> Response:
     except MessageNotFoundError as exc:
         return error("not_found", str(exc))
     except NoPermissionError:
-        return _not_permitted("retry")
-    return json_response({"message_id": message_id, "dispatch_id": dispatch_id})
-
-
-async def delete(request: Request) -> Response:
-    """Remove a message's dead letters."""
-    if isinstance(gateway := await _operator(request), Response):
-        return gateway
-    message_id = request.path_params["message_id"]
-    try:
-        deleted = await delete_dead_letters(gateway.redis, gateway.keyspace, message_id)
-    except InvalidMessageIdError as exc:
-        return error("invalid_message_id", str(exc))
-    except MessageNotFoundError as exc:
-        return error("not_found", str(exc))
-    except NoPermissionError:
-        return _not_permitted("delete")
-    return json_response({"message_id": message_id, "deleted": deleted})
+        return error(
+            "redis_refused",
+            f"the gateway's Redis user may not {action} dead letters (the reader user of docs/security.md "
+            f"reads only): run `lcstream dead {action}` with the worker's credentials instead",
+        )
 
 
 def _raw(fields: dict[bytes, bytes]) -> str:
@@ -119,11 +127,3 @@ def _raw(fields: dict[bytes, bytes]) -> str:
         return fields[EVENT_FIELD].decode(errors="replace")
     shown = {name.decode(errors="replace"): value.decode(errors="replace") for name, value in fields.items()}
     return orjson.dumps(shown).decode()
-
-
-def _not_permitted(action: str) -> Response:
-    return error(
-        "redis_refused",
-        f"the gateway's Redis user may not {action} dead letters (the reader user of docs/security.md "
-        f"reads only): run `lcstream dead {action}` with the worker's credentials instead",
-    )

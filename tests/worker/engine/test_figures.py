@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Awaitable
 from functools import partial
+from typing import cast
 
 import orjson
 from redis.asyncio import Redis
@@ -22,7 +24,7 @@ WORKERS = Keyspace().workers
 
 
 async def _published(redis: Redis, consumer: str, completed: int) -> bool:
-    figures = parse_figures(await redis.hgetall(WORKERS)).get(consumer)
+    figures = parse_figures(await _hash(redis)).get(consumer)
     return figures is not None and figures.ended.get("completed", 0) == completed
 
 
@@ -35,27 +37,31 @@ async def test_a_running_worker_publishes_its_counters_and_withdraws_them_when_i
         await wait_for(partial(_published, fake_redis, "w-fig", 1), what="the completion published")
 
         async def settled() -> bool:
-            figures = parse_figures(await fake_redis.hgetall(WORKERS))["w-fig"]
+            figures = parse_figures(await _hash(fake_redis))["w-fig"]
             return sum(figures.ended.values()) == worker.stats.completed + worker.stats.failed == 2
 
         await wait_for(settled, what="both outcomes published")
-        figures = parse_figures(await fake_redis.hgetall(WORKERS))["w-fig"]
+        figures = parse_figures(await _hash(fake_redis))["w-fig"]
         assert figures.events == worker.stats.events and figures.frames == worker.stats.frames
         assert figures.ended == {"completed": 1, "failed:invalid_json": 1}
         assert figures.delay_counts[-1] >= 1 and figures.delay_le[-1] is None
         assert figures.open_messages == worker.open_messages and not figures.stopping
-    assert await fake_redis.hgetall(WORKERS) == {}  # withdrawn on stop
+    assert await _hash(fake_redis) == {}  # withdrawn on stop
 
 
 async def test_pruning_removes_silent_and_unreadable_fields_and_keeps_live_ones(fake_redis: Redis) -> None:
     now_ms = int(time.time() * 1000)
-    await fake_redis.hset(WORKERS, mapping={
+    await cast("Awaitable[int]", fake_redis.hset(WORKERS, mapping={
         "gone": orjson.dumps({"time_ms": now_ms - 601_000}),
         "junk": b"\xff not json",
         "quiet-but-alive": orjson.dumps({"time_ms": now_ms - 599_000}),
-    })  # fmt: skip
+    }))  # fmt: skip
     async with running_worker(fake_redis, consumer="w-live", figures_interval_s=0.05) as worker:
         publisher = FiguresPublisher(fake_redis, worker.state)
         await publisher.publish()
         await publisher.prune()
-        assert set(await fake_redis.hkeys(WORKERS)) == {b"quiet-but-alive", b"w-live"}
+        assert set(await _hash(fake_redis)) == {b"quiet-but-alive", b"w-live"}
+
+
+async def _hash(redis: Redis) -> dict[bytes, bytes]:
+    return await cast("Awaitable[dict[bytes, bytes]]", redis.hgetall(WORKERS))

@@ -80,12 +80,9 @@ def test_a_restarted_worker_gives_no_rate_until_it_publishes_twice() -> None:
     assert heard.rates()["events_per_s"] == 100
 
 
-def test_a_silent_or_stopping_worker_is_not_running_and_not_counted(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_silent_or_stopping_worker_is_not_running_and_not_counted() -> None:
     clock = [1000.0]
-    monkeypatch.setattr(fleet.time, "monotonic", lambda: clock[0])
-    heard = FleetFigures()
+    heard = FleetFigures(clock=lambda: clock[0])
     heard.update({"a": figures("a", 1_000), "b": figures("b", 1_000)})
     heard.update({"a": figures("a", 2_000, events=10), "b": figures("b", 2_000, events=10, stopping=True)})
     assert heard.running("a") and not heard.running("b")

@@ -32,7 +32,7 @@ PARTITIONS = 2
 KEYSPACE = Keyspace(partitions=PARTITIONS)
 SAMPLE_S = 0.5
 WINDOW_S = 10.0  # of the commands/s measurement: 20 samples, so one more or less is 5%
-LOAD = {"producers": 6, "tokens": 40, "pace_s": 0.01}  # about 6 x 100 = 600 events/s while it runs
+PRODUCERS, TOKENS, PACE_S = 6, 40, 0.01  # about 6 x 100 = 600 events/s while the load runs
 FEW_EVENTS = 60  # the first worker's limit: the long poison messages exceed it, valid ones don't
 # Where the docs' screenshot goes: `make screenshots` sets it to docs/images.
 SCREENSHOTS = Path(os.environ.get("LCSTREAM_SCREENSHOT_DIR", ARTIFACTS))
@@ -53,9 +53,9 @@ class PacedLoad:
         while not self._stop.is_set():
             message_id = f"ops-load-{p}-{n}"
             self.messages.append(message_id)
-            words = [f"w{i} " for i in range(LOAD["tokens"])]
+            words = [f"w{i} " for i in range(TOKENS)]
             await stream_message(self._redis, message_id, text_events(message_id, words),
-                                 pace_s=LOAD["pace_s"], keyspace=KEYSPACE, sent=self.sent)  # fmt: skip
+                                 pace_s=PACE_S, keyspace=KEYSPACE, sent=self.sent)  # fmt: skip
             n += 1
 
     async def _count(self) -> None:
@@ -70,7 +70,7 @@ class PacedLoad:
         return (total - before) / (now - then)
 
     async def run(self) -> None:
-        await asyncio.gather(self._count(), *(self._producer(p) for p in range(LOAD["producers"])))
+        await asyncio.gather(self._count(), *(self._producer(p) for p in range(PRODUCERS)))
 
     def stop(self) -> None:
         self._stop.set()
@@ -259,14 +259,7 @@ async def test_fifty_pages_cost_redis_what_one_does(real_redis: Redis, spawn_gat
             context = await browser.new_context()
             pages = [await signed_in(context, gateway.url)]
             one = await _redis_and_gateway_rates(real_redis, gateway)
-            for _ in range(49):
-                page = await context.new_page()
-                await page.goto(f"{gateway.url}/operations")
-                pages.append(page)
-            for page in pages:
-                await page.wait_for_function(
-                    "Number(document.getElementById('chart-events').dataset.seq) > 0"
-                )
+            pages += await asyncio.gather(*(_watching(context, gateway.url) for _ in range(49)))
             fifty = await _redis_and_gateway_rates(real_redis, gateway)
         finally:
             await browser.close()
@@ -276,6 +269,14 @@ async def test_fifty_pages_cost_redis_what_one_does(real_redis: Redis, spawn_gat
     assert fifty[1] >= 25 * one[1]  # the fifty pages do poll ...
     assert abs(fifty[0] - one[0]) * WINDOW_S <= per_sample  # ... yet Redis sees one sampler: ±1 sample
     assert abs(one[0] - per_sample / SAMPLE_S) * WINDOW_S <= per_sample  # whose cost docs/gateway.md states
+
+
+async def _watching(context: BrowserContext, url: str) -> Page:
+    """Another page of the signed-in browser on the operations page, once it drew a sample."""
+    page = await context.new_page()
+    await page.goto(f"{url}/operations")
+    await page.wait_for_function("Number(document.getElementById('chart-events').dataset.seq) > 0")
+    return page
 
 
 async def _redis_and_gateway_rates(redis: Redis, gateway: GatewayProcess) -> tuple[float, float]:

@@ -1,7 +1,7 @@
 // lcstream operations: polls /v1/operations for the charts' samples (only the new ones, ?after=<seq>),
 // the consumers and the dead letters (charts.js draws, deadletters.js shows a dead letter and acts on
-// it). Operators only: an operator signs in once as on the dashboard (POST /v1/session turns the
-// operator token into an HttpOnly cookie).
+// it). Operators only: the gateway serves this page to a signed-in operator alone (signin.js turns the
+// operator token into an HttpOnly session cookie), and reloading it after the session ends signs in again.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -16,32 +16,6 @@ function setState(text, down) {
   $("ops-state").textContent = text;
   $("ops-state").classList.toggle("down", down);
 }
-
-function showLogin(reason) {
-  $("login").classList.remove("hidden");
-  $("login-reason").textContent = reason;
-  setState("sign in", false);
-}
-
-$("login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  let response;
-  try {
-    response = await fetch("/v1/session", {
-      method: "POST", headers: { Authorization: `Bearer ${$("login-token").value.trim()}` },
-    });
-  } catch (error) {
-    $("login-reason").textContent = "gateway unreachable";
-    return;
-  }
-  $("login-token").value = "";
-  if (!response.ok) {
-    $("login-reason").textContent = "that is not the operator token";
-    return;
-  }
-  $("login").classList.add("hidden");
-  poll();
-});
 
 // The gateway's errors are {"error": {"code", "message"}}: the message, or the status without one.
 async function errorMessage(response) {
@@ -68,8 +42,8 @@ async function poll() {
     return;
   }
   if (response.status === 401) {
-    showLogin("this page is for operators: sign in");
-    return; // polling starts again after signing in
+    location.reload(); // the session ended: the gateway answers the page with its sign-in form
+    return;
   }
   if (response.status === 403) {
     setState("operators only", true);
