@@ -132,7 +132,7 @@ class Settings(GatewaySettings):
         description="A consumer of the group idle this long that owns no entry is removed (a gone worker).",
     )
     figures_interval_s: float = Field(
-        1.0,
+        0.5,
         ge=0,
         description="How often a worker publishes its figures (P:workers) for the operations page; 0: never.",
     )

@@ -105,7 +105,9 @@ async def signed_in(context: BrowserContext, url: str) -> Page:
 async def test_the_operations_page_follows_a_loaded_fleet_and_retries_a_dead_letter(
     real_redis: Redis, spawn_worker: Callable[..., WorkerProcess], spawn_gateway: SpawnGateway
 ) -> None:
-    fleet = {"LCSTREAM_PARTITIONS": str(PARTITIONS), "LCSTREAM_FIGURES_INTERVAL_S": str(SAMPLE_S)}
+    # Workers publish more often than the gateway samples, so each sample holds a new publication (at
+    # equal intervals two samples can fall between the same two publications and repeat their rates).
+    fleet = {"LCSTREAM_PARTITIONS": str(PARTITIONS), "LCSTREAM_FIGURES_INTERVAL_S": str(SAMPLE_S / 2)}
     gateway = await spawn_gateway(
         LCSTREAM_GATEWAY_OPERATOR_TOKEN=OPERATOR,
         LCSTREAM_GATEWAY_SAMPLE_INTERVAL_S=str(SAMPLE_S),
