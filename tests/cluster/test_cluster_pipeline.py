@@ -179,3 +179,13 @@ async def test_the_gateway_serves_a_message_from_the_cluster(
         partition = f'partition="{partition_of(message_id, PARTITIONS)}"'
         assert await metric(gateway, "lcstream_group_pending", partition) == 0
         assert "lcstream_group_lag{" + partition + "} 0.0" in (await gateway.get("/metrics")).text
+
+        # The operations page's sampler reads every D(k) on its master, and P:workers on its own.
+        async def sampled_the_worker() -> bool:
+            view = (await gateway.get("/v1/operations")).json()
+            listed = {w["consumer"]: w for w in view["workers"]}
+            return view["problem"] is None and listed.get("cluster-gw", {}).get("running", False)
+
+        await wait_for(sampled_the_worker, what="the worker on the operations page")
+        latest = (await gateway.get("/v1/operations")).json()["samples"][-1]
+        assert latest["pending"] == [0] * PARTITIONS and latest["lag"] == [0] * PARTITIONS
