@@ -1,8 +1,9 @@
 """The fleet's rates and delay quantiles, from the figures workers publish in `P:workers`.
 
 Each worker's counters are cumulative since it started; a rate is the change
-between its last two publications over the time between them (the worker's own
-clock, so machines need not agree on the time). The fleet's rate is the sum over
+between its latest publication and the one about a sample interval before it,
+over the time between them (the worker's own clock, so machines need not agree
+on the time). The fleet's rate is the sum over
 workers heard from recently; its delay quantiles come from the sum of their
 histogram buckets' changes, interpolated within a bucket as Prometheus's
 `histogram_quantile` does.
@@ -11,6 +12,7 @@ histogram buckets' changes, interpolated within a bucket as Prometheus's
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,7 @@ from lcstream.worker.observability.figures import WorkerFigures
 
 # A worker whose figures did not change for this long (gateway time) is no longer counted as running.
 SILENT_AFTER_S = 5.0
+HISTORY = 64  # publications kept per worker: a rate's window reaches this far back at most
 
 
 def quantile(q: float, bounds: Sequence[float | None], counts: Sequence[int]) -> float | None:
@@ -54,9 +57,20 @@ def parse_figures(raw: Mapping[bytes, bytes]) -> dict[str, WorkerFigures]:
 
 @dataclass(slots=True)
 class _Heard:
-    latest: WorkerFigures
-    previous: WorkerFigures | None = None
-    changed_at: float = 0.0  # when the gateway saw it change (its clock)
+    history: deque[WorkerFigures]  # the worker's recent publications since it started, oldest first
+    changed_at: float  # when the gateway last saw a new one (its clock)
+
+    @property
+    def latest(self) -> WorkerFigures:
+        return self.history[-1]
+
+    def since(self, window_ms: int) -> WorkerFigures | None:
+        """The publication to take a rate from: the newest at least `window_ms` before the latest, or
+        the oldest kept (a shorter span); None with a single publication."""
+        if len(self.history) < 2:
+            return None
+        start = self.latest.time_ms - window_ms
+        return next((f for f in reversed(self.history) if f.time_ms <= start), self.history[0])
 
 
 def _restarted(before: WorkerFigures, after: WorkerFigures) -> bool:
@@ -77,11 +91,11 @@ class FleetFigures:
             del self._heard[name]
         for name, latest in figures.items():
             heard = self._heard.get(name)
-            if heard is None:
-                self._heard[name] = _Heard(latest, changed_at=now)
+            if heard is None or _restarted(heard.latest, latest):
+                self._heard[name] = _Heard(deque([latest], maxlen=HISTORY), now)
             elif latest.time_ms != heard.latest.time_ms:
-                previous = None if _restarted(heard.latest, latest) else heard.latest
-                self._heard[name] = _Heard(latest, previous, now)
+                heard.history.append(latest)
+                heard.changed_at = now
 
     def running(self, name: str) -> bool:
         """Whether worker `name` publishes its figures and is not stopping."""
@@ -101,15 +115,15 @@ class FleetFigures:
         """Every worker with figures in `P:workers`."""
         return sorted(self._heard)
 
-    def rates(self) -> dict[str, Any]:
+    def rates(self, window_s: float) -> dict[str, Any]:
         """Events/s, frames/s, messages ended/s by outcome, and the delay's p50/p99 (seconds) of the
-        fleet, over each running worker's last interval."""
+        fleet, each running worker's over about its last `window_s` (the gateway's sample interval)."""
         events = frames = 0.0
         ended: dict[str, float] = {}
         buckets: list[int] = []
         bounds: list[float | None] = []
         for name, heard in self._heard.items():
-            before, after = heard.previous, heard.latest
+            before, after = heard.since(int(window_s * 1000)), heard.latest
             if before is None or not self.running(name) or after.time_ms <= before.time_ms:
                 continue
             elapsed_s = (after.time_ms - before.time_ms) / 1000

@@ -107,7 +107,7 @@ class OperationsSampler:
         self.sampled_at_ms = int(time.time() * 1000)
         running = sum(worker["running"] for worker in self.workers)
         self.samples.append(
-            {"seq": self._seq, "time_ms": self.sampled_at_ms, **self.fleet.rates(),
+            {"seq": self._seq, "time_ms": self.sampled_at_ms, **self.fleet.rates(self.interval_s),
              "lag": lag, "pending": pending, "workers": running}
         )  # fmt: skip
         self.problem = None

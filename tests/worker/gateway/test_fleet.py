@@ -59,13 +59,13 @@ def test_an_empty_histogram_has_no_quantile() -> None:
 def test_rates_sum_running_workers_over_their_own_intervals() -> None:
     heard = FleetFigures()
     heard.update({"a": figures("a", 10_000, events=100), "b": figures("b", 50_000, events=7)})
-    assert heard.rates()["events_per_s"] == 0  # one publication each: no rate yet
+    assert heard.rates(1.0)["events_per_s"] == 0  # one publication each: no rate yet
     delays = (0.003,) * 98 + (0.2, 0.2)
     heard.update({
         "a": figures("a", 12_000, events=500, ended={"completed": 4}, delays=delays),  # 2 s later
         "b": figures("b", 50_500, events=57, ended={"failed:idle_timeout": 1}),  # 0.5 s later
     })  # fmt: skip
-    rates = heard.rates()
+    rates = heard.rates(1.0)
     assert rates["events_per_s"] == pytest.approx(400 / 2 + 50 / 0.5)
     assert rates["ended_per_s"] == {"completed": 2.0, "failed:idle_timeout": 2.0}
     assert 0.002 <= rates["delay_p50_s"] <= 0.005 and 0.1 <= rates["delay_p99_s"] <= 0.25
@@ -75,9 +75,9 @@ def test_a_restarted_worker_gives_no_rate_until_it_publishes_twice() -> None:
     heard = FleetFigures()
     heard.update({"a": figures("a", 1_000, events=900)})
     heard.update({"a": figures("a", 2_000, events=10, pid=2)})  # counters started over
-    assert heard.rates()["events_per_s"] == 0
+    assert heard.rates(1.0)["events_per_s"] == 0
     heard.update({"a": figures("a", 3_000, events=110, pid=2)})
-    assert heard.rates()["events_per_s"] == 100
+    assert heard.rates(1.0)["events_per_s"] == 100
 
 
 def test_a_silent_or_stopping_worker_is_not_running_and_not_counted() -> None:
@@ -86,10 +86,10 @@ def test_a_silent_or_stopping_worker_is_not_running_and_not_counted() -> None:
     heard.update({"a": figures("a", 1_000), "b": figures("b", 1_000)})
     heard.update({"a": figures("a", 2_000, events=10), "b": figures("b", 2_000, events=10, stopping=True)})
     assert heard.running("a") and not heard.running("b")
-    assert heard.rates()["events_per_s"] == 10
+    assert heard.rates(1.0)["events_per_s"] == 10
     clock[0] += fleet.SILENT_AFTER_S + 1  # a publishes nothing new
     heard.update({"a": figures("a", 2_000, events=10)})
-    assert not heard.running("a") and heard.rates()["events_per_s"] == 0
+    assert not heard.running("a") and heard.rates(1.0)["events_per_s"] == 0
 
 
 def test_fields_that_are_not_figures_are_left_out() -> None:
@@ -111,4 +111,13 @@ def test_rates_of_many_random_workers_equal_the_sum_of_their_own() -> None:
         expected += grown / (step_ms / 1000)
     heard.update(first)
     heard.update(second)
-    assert heard.rates()["events_per_s"] == pytest.approx(expected, abs=0.02)
+    assert heard.rates(1.0)["events_per_s"] == pytest.approx(expected, abs=0.02)
+
+
+def test_a_rate_spans_about_the_window_asked_for_not_just_the_last_publication() -> None:
+    heard = FleetFigures()
+    for t in range(0, 2001, 100):  # a publication every 100 ms; 100 events arrive in the last one
+        heard.update({"a": figures("a", t, events=100 if t == 2000 else 0)})
+    assert heard.rates(1.0)["events_per_s"] == 100  # 100 events over the last second
+    assert heard.rates(0.1)["events_per_s"] == 1000  # ... or over the last 100 ms
+    assert heard.rates(60.0)["events_per_s"] == 50  # back to the oldest kept: 100 over 2 s

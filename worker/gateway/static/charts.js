@@ -201,15 +201,17 @@ function renderCharts(samples, windowS, partitions) {
   });
 }
 
-// Draws one chart, then tells what it drew: the newest sample's seq, and its values as received.
+// Draws one chart, then tells what it drew: the newest sample's seq and time, and its values as received.
 function chart(id, newest, latest, spec) {
   const figure = document.getElementById(id);
   drawChart(figure, spec);
   if (newest) {
     figure.dataset.seq = String(newest.seq);
+    figure.dataset.time = String(newest.time_ms);
     figure.dataset.latest = JSON.stringify(latest(newest));
   } else {
     delete figure.dataset.seq;
+    delete figure.dataset.time;
     delete figure.dataset.latest;
   }
 }
