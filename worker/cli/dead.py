@@ -102,4 +102,4 @@ def dead_delete(
     if as_json:
         print_json({"message_id": message_id, "deleted": deleted})
     else:
-        sys.stdout.write(f"{deleted} dead letters of {message_id} deleted\n")
+        sys.stdout.write(f"{deleted} dead letter{'' if deleted == 1 else 's'} of {message_id} deleted\n")
