@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ import typer
 
 from lcstream.config import load_settings
 from lcstream.streams.cluster import RedisClient
+from lcstream.streams.groups import group_backlog, group_consumers
 from lcstream.streams.keys import Keyspace
 from lcstream.worker.cli.common import (
     ConfigOption,
@@ -76,17 +78,8 @@ async def _group_rows(redis: RedisClient, keyspace: Keyspace, group: str) -> lis
     for k, dispatch in enumerate(keyspace.all_dispatch()):
         row: dict[str, Any] = {"partition": k, "length": await redis.xlen(dispatch), "pending": 0,
                                "lag": None, "entries_read": 0, "consumers": []}  # fmt: skip
-        groups = await redis.xinfo_groups(dispatch) if row["length"] or await redis.exists(dispatch) else []
-        mine = next((g for g in groups if g["name"].decode() == group), None)
-        if mine is not None:
-            row |= {
-                "pending": mine["pending"],
-                "lag": mine.get("lag"),
-                "entries_read": mine.get("entries-read") or 0,
-            }
-            consumers = await redis.xinfo_consumers(dispatch, group)
-            row["consumers"] = [
-                {"name": c["name"].decode(), "pending": c["pending"], "idle_ms": c["idle"]} for c in consumers
-            ]
+        if (backlog := await group_backlog(redis, dispatch, group)) is not None:
+            row |= {"pending": backlog.pending, "lag": backlog.lag, "entries_read": backlog.entries_read}
+            row["consumers"] = [dataclasses.asdict(c) for c in await group_consumers(redis, dispatch, group)]
         rows.append(row)
     return rows

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import time
 from collections.abc import Awaitable, Iterable
 from typing import cast
 
@@ -24,6 +23,7 @@ from prometheus_client import Counter, Histogram
 from redis.exceptions import RedisError
 
 from lcstream.streams.cluster import RedisClient
+from lcstream.streams.events import now_ms
 from lcstream.worker.engine.state import WorkerState
 from lcstream.worker.observability.figures import WorkerFigures
 
@@ -55,7 +55,7 @@ def bucket_counts(histogram: Histogram) -> tuple[list[float], list[int]]:
     return bounds, counts
 
 
-def snapshot(state: WorkerState, *, started_ms: int, now_ms: int) -> WorkerFigures:
+def snapshot(state: WorkerState, *, started_ms: int, time_ms: int) -> WorkerFigures:
     """What the worker publishes now."""
     settings, stats, metrics = state.settings, state.stats, state.metrics
     bounds, counts = bucket_counts(metrics.delay_seconds)
@@ -64,7 +64,7 @@ def snapshot(state: WorkerState, *, started_ms: int, now_ms: int) -> WorkerFigur
         host=socket.gethostname(),
         pid=os.getpid(),
         started_ms=started_ms,
-        time_ms=now_ms,
+        time_ms=time_ms,
         stopping=state.stopping,
         open_messages=state.open_messages,
         waiting_messages=state.waiting_messages,
@@ -96,11 +96,11 @@ class FiguresPublisher:
         self._redis = redis
         self._state = state
         self._key = state.keyspace.workers
-        self._started_ms = _now_ms()
+        self._started_ms = now_ms()
 
     async def publish(self) -> None:
         """Set this worker's field to its figures now."""
-        figures = snapshot(self._state, started_ms=self._started_ms, now_ms=_now_ms())
+        figures = snapshot(self._state, started_ms=self._started_ms, time_ms=now_ms())
         published = self._redis.hset(self._key, self._state.settings.consumer, figures.model_dump_json())
         await cast("Awaitable[int]", published)
 
@@ -108,7 +108,7 @@ class FiguresPublisher:
         """Remove the fields of workers silent for longer than the idle-consumer bound."""
         bound_ms = int(self._state.settings.remove_idle_consumers_after_s * 1000)
         raw = await cast("Awaitable[dict[bytes, bytes]]", self._redis.hgetall(self._key))
-        stale = stale_fields(raw, older_than_ms=_now_ms() - bound_ms)
+        stale = stale_fields(raw, older_than_ms=now_ms() - bound_ms)
         if stale:
             await cast("Awaitable[int]", self._redis.hdel(self._key, *map(bytes.decode, stale)))
             log.info("figures-pruned", workers=_names(stale))
@@ -132,10 +132,6 @@ class FiguresPublisher:
             await cast("Awaitable[int]", self._redis.hdel(self._key, self._state.settings.consumer))
         except (RedisError, OSError) as exc:
             log.warning("figures-not-withdrawn", error=str(exc))
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _names(fields: Iterable[bytes]) -> list[str]:

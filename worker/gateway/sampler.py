@@ -19,9 +19,11 @@ from collections.abc import Awaitable
 from typing import Any, cast
 
 import structlog
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from lcstream.streams.cluster import RedisClient
+from lcstream.streams.events import now_ms
+from lcstream.streams.groups import group_backlog, group_consumers
 from lcstream.streams.keys import Keyspace
 from lcstream.worker.deadletters import list_dead_letters
 from lcstream.worker.gateway.fleet import FleetFigures, parse_figures
@@ -29,10 +31,6 @@ from lcstream.worker.gateway.fleet import FleetFigures, parse_figures
 log = structlog.get_logger("lcstream.gateway")
 
 DEAD_LETTERS_SHOWN = 50
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 class OperationsSampler:
@@ -85,18 +83,17 @@ class OperationsSampler:
         pending: list[int | None] = []
         consumers: dict[str, dict[str, Any]] = {}
         for k, dispatch in enumerate(self._keyspace.all_dispatch()):
-            group = await self._group_of(dispatch)
-            lag.append(group.get("lag") if group else None)
-            pending.append(group["pending"] if group else None)
-            if group:
-                for consumer in await self._redis.xinfo_consumers(dispatch, self._group):
-                    seen = consumers.setdefault(
-                        _text(consumer["name"]), {"pending": 0, "idle_ms": None, "partitions": []}
-                    )
-                    seen["pending"] += consumer["pending"]
-                    seen["partitions"].append(k)
-                    idle = consumer["idle"]
-                    seen["idle_ms"] = idle if seen["idle_ms"] is None else min(seen["idle_ms"], idle)
+            backlog = await group_backlog(self._redis, dispatch, self._group)
+            lag.append(backlog.lag if backlog else None)
+            pending.append(backlog.pending if backlog else None)
+            if backlog is None:
+                continue
+            for consumer in await group_consumers(self._redis, dispatch, self._group):
+                seen = consumers.setdefault(consumer.name, {"pending": 0, "idle_ms": None, "partitions": []})
+                seen["pending"] += consumer.pending
+                seen["partitions"].append(k)
+                idle = consumer.idle_ms
+                seen["idle_ms"] = idle if seen["idle_ms"] is None else min(seen["idle_ms"], idle)
         letters = await list_dead_letters(self._redis, self._keyspace, count=DEAD_LETTERS_SHOWN)
         self.dead_letters = {
             "total": await self._redis.xlen(self._keyspace.dead),
@@ -104,22 +101,13 @@ class OperationsSampler:
         }
         self.workers = self._workers(consumers)
         self._seq += 1
-        self.sampled_at_ms = int(time.time() * 1000)
+        self.sampled_at_ms = now_ms()
         running = sum(worker["running"] for worker in self.workers)
         self.samples.append(
             {"seq": self._seq, "time_ms": self.sampled_at_ms, **self.fleet.rates(self.interval_s),
              "lag": lag, "pending": pending, "workers": running}
         )  # fmt: skip
         self.problem = None
-
-    async def _group_of(self, dispatch: str) -> dict[str, Any] | None:
-        try:
-            groups = await self._redis.xinfo_groups(dispatch)
-        except ResponseError as exc:
-            if "no such key" in str(exc).lower():
-                return None  # no worker created it yet
-            raise
-        return next((g for g in groups if _text(g["name"]) == self._group), None)
 
     def _workers(self, consumers: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         rows = []

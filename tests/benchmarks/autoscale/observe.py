@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from lcstream.streams.groups import group_backlog
+from lcstream.streams.groups import group_backlog, group_consumers
 from lcstream.streams.keys import Keyspace
 from tests import procfs
 
@@ -50,10 +50,8 @@ async def read_group(redis: Redis, keyspace: Keyspace, group: str) -> GroupReadi
         pending.append(backlog.pending)
         info: dict[str, Any] = await redis.xinfo_stream(dispatch)
         announced += int(info.get("entries-added", 0))
-        for consumer in await redis.xinfo_consumers(dispatch, group):
-            name = consumer["name"]
-            name = name.decode() if isinstance(name, bytes) else str(name)
-            by_consumer[name] = by_consumer.get(name, 0) + int(consumer["pending"])
+        for consumer in await group_consumers(redis, dispatch, group):
+            by_consumer[consumer.name] = by_consumer.get(consumer.name, 0) + consumer.pending
     return GroupReading(tuple(lags), tuple(pending), announced, by_consumer)
 
 
